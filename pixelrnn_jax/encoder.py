@@ -1,0 +1,140 @@
+"""The on-sensor encoder: input binarization, in-pixel CNN layers, and the recurrent cell
+run as one `jax.lax.scan` per readout window.
+
+Shapes: `b` videos, `t` frames, `h w` the plane (64 x 64 on SCAMP-5), `k` = K frames per
+readout window, `n` = b * t/K windows.
+
+Speed-relevant structure (see benchmarks/NOTES.md):
+  * the CNN runs on all frames at once (`pooled_conv`: fused conv + relu + 4x4 max-pool);
+  * the input-only terms of the cell (w * x_t) are computed for all frames outside the scan;
+  * windows are independent (the hidden state resets every K frames), so they are folded into
+    the batch and the scan runs K - 1 steps; o is computed once, at the readout frame.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from pixelrnn_jax import ops
+from pixelrnn_jax.cells import CellSpec, get_cell_spec
+from pixelrnn_jax.config import ModelConfig
+from pixelrnn_jax.quantizers import add_noise, sign
+
+Array = jax.Array
+
+NUM_MAPS = 16
+
+
+def _latent_init(binary: bool):
+    # Binary weights: latent floats near zero so the tanh surrogate passes gradient and signs
+    # can flip. 32 bit: fan-in scaled, the 5x5 sums start with unit variance.
+    return nn.initializers.normal(0.5 if binary else 0.2)
+
+
+class InPixelCNN(nn.Module):
+    """One in-pixel CNN layer (paper Sec. 3.4, Fig. 4): 16 5x5 kernels on one plane, no bias,
+    ReLU, 4x4 max-pool, learned threshold, binarize, tile the 16 maps into one plane.
+
+    401 parameters: 16 x 25 kernel weights and one threshold.
+    """
+
+    config: ModelConfig
+    first: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array, noise: Array | None = None) -> Array:
+        """x: (n h w) -> (n h w); with +-1 values in the binary setting."""
+        cfg = self.config
+        kernel = self.param("kernel", _latent_init(cfg.binary), (NUM_MAPS, ops.KERNEL, ops.KERNEL))
+        threshold = self.param("threshold", nn.initializers.constant(1.0), ())
+        w = sign(kernel, cfg.m) if cfg.binary else kernel
+        pooled = ops.pooled_conv(x, w, cfg.binary, not self.first)
+        pre = pooled - threshold
+        if noise is not None:
+            pre = pre + noise
+        y = sign(pre, cfg.m) if cfg.binary else pre
+        return ops.tile(y)
+
+
+class CellParams(nn.Module):
+    """The learned parameters of a recurrent cell, quantized as the sensor stores them."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self) -> dict:
+        cfg = self.config
+        spec = get_cell_spec(cfg.cell)
+        p = {}
+        for name in spec.kernels:
+            k = self.param(name, _latent_init(cfg.binary), (ops.KERNEL, ops.KERNEL))
+            p[name] = sign(k, cfg.m) if cfg.binary else k
+        for name in spec.scalars:
+            p[name] = self.param(name, nn.initializers.zeros, ())
+        return p
+
+
+def _split(rng, n):
+    return [None] * n if rng is None else list(jax.random.split(rng, n))
+
+
+def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
+              rng: Array | None = None) -> Array:
+    """Runs a cell over (b t h w) inputs, resetting every K frames; returns (b t/K h w).
+
+    One `lax.scan` over the first K - 1 frames of every window (windows folded into the batch),
+    then the readout from the state entering frame K - 1.
+    """
+    b, t, h, w = x.shape
+    k = cfg.K
+    nwin = t // k
+    xw = x.reshape(b * nwin, k, h, w)
+    terms = spec.input_terms(p, xw, cfg)
+    noise = None
+    sites = [(s, cfg.noise_gate) for s in spec.gate_sites] + [("o", cfg.noise_out)]
+    keys = _split(rng, len(sites))
+    if rng is not None and any(std > 0 for _, std in sites):
+        noise = {s: std * jax.random.normal(key, xw.shape, jnp.float32)
+                 for (s, std), key in zip(sites, keys) if std > 0}
+    state = spec.init_state(p, (b * nwin, h, w), cfg)
+
+    def at(tree, i):
+        return None if tree is None else jax.tree.map(lambda a: a[:, i], tree)
+
+    if k > 1:
+        def body(carry, inp):
+            terms_t, noise_t = inp
+            return spec.step(p, carry, terms_t, noise_t, cfg), None
+
+        steps = jax.tree.map(lambda a: jnp.moveaxis(a[:, :k - 1], 1, 0), (terms, noise))
+        state, _ = jax.lax.scan(body, state, steps)
+    o = spec.output(p, state, at(terms, k - 1), at(noise, k - 1), cfg)
+    return o.reshape(b, nwin, h, w)
+
+
+class Encoder(nn.Module):
+    """Everything that runs on the sensor: (b t H W) intensities -> (b t/K h w) readouts."""
+
+    config: ModelConfig
+
+    @nn.compact
+    def __call__(self, video: Array, rng: Array | None = None) -> Array:
+        cfg = self.config
+        spec = get_cell_spec(cfg.cell)
+        k_in, k_cnn, k_cell = _split(rng, 3)
+        x = ops.max_pool(video.astype(jnp.float32), cfg.input_pool)
+        b, t, h, w = x.shape
+        if cfg.binary:
+            x = sign(add_noise(x, cfg.noise_input, k_in), cfg.m)
+        planes = x.reshape(b * t, h, w)
+        cnn_keys = _split(k_cnn, cfg.cnn_layers)
+        for i in range(cfg.cnn_layers):
+            noise = None
+            if cnn_keys[i] is not None and cfg.noise_cnn > 0:
+                noise = cfg.noise_cnn * jax.random.normal(
+                    cnn_keys[i], (b * t, NUM_MAPS, h // 4, w // 4), jnp.float32)
+            planes = InPixelCNN(cfg, first=(i == 0), name=f"cnn_{i}")(planes, noise)
+        x = planes.reshape(b, t, h, w)
+        p = CellParams(cfg, name="cell")()
+        return scan_cell(spec, p, x, cfg, k_cell)

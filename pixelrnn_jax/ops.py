@@ -1,0 +1,203 @@
+"""Array kernels shared by the in-pixel layers, the recurrent cells and the sensor model.
+
+Shapes: `n` any leading batch, `h w` a plane, `c` the 16 CNN channels.
+
+The in-pixel CNN is the hot spot of training and inference. Instead of a generic
+convolution followed by max-pooling, `pooled_conv` computes the 16 sub-planes of each 4x4
+pooling window directly from the polyphase components of the padded input: every term is a
+static slice, the whole layer is one fused elementwise loop, and only the pooled maps and the
+first arg-max of each window are written. With +-1 inputs and weights the sums are small
+integers and run exactly in int16. Its custom VJP sends gradient only to the arg-max position
+of each window, the one that carries it (PyTorch's max-pool convention: first maximum in
+row-major order).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+KERNEL = 5
+PAD = KERNEL // 2
+POOL = 4
+
+
+def conv5x5(x: Array, w: Array) -> Array:
+    """Cross-correlation of planes `x` (... h w) with one 5x5 kernel `w` (5 5), zero padding 2.
+
+    The semantics of PyTorch's `conv2d(x, w, padding=2)` for one input and one output plane,
+    written as 25 shifted multiply-adds, which XLA fuses into one loop.
+    """
+    h, wd = x.shape[-2:]
+    pad = [(0, 0)] * (x.ndim - 2) + [(PAD, PAD), (PAD, PAD)]
+    xp = jnp.pad(x, pad)
+    out = None
+    for dy in range(KERNEL):
+        for dx in range(KERNEL):
+            term = xp[..., dy:dy + h, dx:dx + wd] * w[dy, dx]
+            out = term if out is None else out + term
+    return out
+
+
+def conv5x5_reference(x: Array, w: Array) -> Array:
+    """`conv5x5` through `lax.conv_general_dilated`; the semantics the fast form is pinned to."""
+    lead = x.shape[:-2]
+    x4 = x.reshape((-1, 1) + x.shape[-2:])
+    y = jax.lax.conv_general_dilated(x4, w[None, None], (1, 1), ((PAD, PAD), (PAD, PAD)),
+                                     precision=jax.lax.Precision.HIGHEST)
+    return y.reshape(lead + x.shape[-2:])
+
+
+def tile(maps: Array) -> Array:
+    """(... 16 h w) -> (... 4h 4w): channel c at row-block c % 4, column-block c // 4.
+
+    The layout in which the sensor leaves its 16 pooled maps (paper Fig. 4).
+    """
+    *lead, c, h, w = maps.shape
+    if c != 16:
+        raise ValueError(f"tile expects 16 channels, got {c}")
+    m = maps.reshape(*lead, 4, 4, h, w)  # (cb = c // 4, rb = c % 4, i, j)
+    nl = len(lead)
+    m = jnp.moveaxis(m, (nl, nl + 1, nl + 2, nl + 3), (nl + 2, nl, nl + 1, nl + 3))
+    return m.reshape(*lead, 4 * h, 4 * w)
+
+
+def untile(plane: Array) -> Array:
+    """Inverse of `tile`: (... 4h 4w) -> (... 16 h w)."""
+    *lead, hh, ww = plane.shape
+    h, w = hh // 4, ww // 4
+    m = plane.reshape(*lead, 4, h, 4, w)  # (rb, i, cb, j)
+    nl = len(lead)
+    m = jnp.moveaxis(m, (nl + 2, nl, nl + 1, nl + 3), (nl, nl + 1, nl + 2, nl + 3))
+    return m.reshape(*lead, 16, h, w)
+
+
+def max_pool(x: Array, p: int) -> Array:
+    """Non-overlapping p x p max-pooling of planes (... h w) by reshape + max (floor)."""
+    if p == 1:
+        return x
+    *lead, h, w = x.shape
+    hh, ww = h // p, w // p
+    x = x[..., :hh * p, :ww * p].reshape(*lead, hh, p, ww, p)
+    return x.max(axis=(-3, -1))
+
+
+def _phases(x: Array) -> Array:
+    """(n h w) -> (n 4 4 h/4+1 w/4+1): ph[:, p, q, i, j] = pad(x, 2)[:, 4i + p, 4j + q]."""
+    n, h, w = x.shape
+    xp = jnp.pad(x, ((0, 0), (PAD, PAD), (PAD, PAD)))
+    return xp.reshape(n, h // 4 + 1, 4, w // 4 + 1, 4).transpose(0, 2, 4, 1, 3)
+
+
+def _shifted(ph: Array, s: int, t: int, h: int, w: int) -> Array:
+    """pad(x)[:, 4i + s, 4j + t] for i < h, j < w (s, t < 8), a static slice of the phases."""
+    return ph[:, s % 4, t % 4, s // 4:s // 4 + h, t // 4:t // 4 + w]
+
+
+def _window_values(ph: Array, w: Array, a: int, b: int, h: int, wd: int) -> Array:
+    """Conv output at positions (4i + a, 4j + b) for all channels: (n c h w)."""
+    acc = None
+    for dy in range(KERNEL):
+        for dx in range(KERNEL):
+            xs = _shifted(ph, a + dy, b + dx, h, wd)[:, None]
+            term = xs * w[None, :, dy, dx, None, None]
+            acc = term if acc is None else acc + term
+    return acc
+
+
+def _pooled_conv_fwd_impl(x: Array, w: Array, exact: bool):
+    n, hh, ww = x.shape
+    h, wd = hh // POOL, ww // POOL
+    dtype = jnp.int16 if exact else jnp.float32
+    ph = _phases(x.astype(dtype))
+    wq = w.astype(dtype)
+    best = arg = None
+    for a in range(POOL):
+        for b in range(POOL):
+            v = _window_values(ph, wq, a, b, h, wd)
+            if best is None:
+                best, arg = v, jnp.zeros(v.shape, jnp.int8)
+            else:
+                arg = jnp.where(v > best, jnp.int8(POOL * a + b), arg)
+                best = jnp.maximum(best, v)
+    pooled = jnp.maximum(best, 0).astype(jnp.float32)
+    return pooled, arg
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def pooled_conv(x: Array, w: Array, exact: bool = False, input_grad: bool = True) -> Array:
+    """max over each 4x4 window of relu(conv(x, w_c)) for 16 kernels at once.
+
+    x: (n h w) planes, h and w multiples of 4.  w: (c 5 5) kernels (already quantized).
+    Returns (n c h/4 w/4) float32. `exact=True` computes in int16, exact for +-1 (or small
+    integer) inputs and weights. `input_grad=False` skips the gradient to `x` (first layer:
+    its input is data).
+    """
+    return _pooled_conv_fwd_impl(x, w, exact)[0]
+
+
+def _pooled_conv_fwd(x, w, exact, input_grad):
+    pooled, arg = _pooled_conv_fwd_impl(x, w, exact)
+    xs = x.astype(jnp.int8) if exact else x
+    return pooled, (xs, w, pooled, arg)
+
+
+def _pooled_conv_bwd(exact, input_grad, res, g):
+    xs, w, pooled, arg = res
+    n, hh, ww = xs.shape
+    h, wd = hh // POOL, ww // POOL
+    # relu: no gradient where the window's maximum was <= 0
+    g = jnp.where(pooled > 0, g, 0.0)
+    ph = _phases(xs)
+    dw = []
+    for dy in range(KERNEL):
+        row = []
+        for dx in range(KERNEL):
+            patch = jnp.zeros(g.shape, xs.dtype)
+            for a in range(POOL):
+                for b in range(POOL):
+                    patch = jnp.where(arg == POOL * a + b,
+                                      _shifted(ph, a + dy, b + dx, h, wd)[:, None], patch)
+            row.append(jnp.einsum("ncij,ncij->c", g, patch.astype(jnp.float32)))
+        dw.append(jnp.stack(row, axis=-1))
+    dw = jnp.stack(dw, axis=-2).astype(w.dtype)
+    if not input_grad:
+        return jnp.zeros(xs.shape, jnp.float32 if exact else xs.dtype), dw
+    # gradient to the input: scatter each window's gradient back through its arg-max patch
+    wf = w.astype(jnp.float32)
+    acc = {}
+    for a in range(POOL):
+        for b in range(POOL):
+            m = jnp.where(arg == POOL * a + b, g, 0.0)
+            v = jnp.einsum("ncij,ck->nijk", m, wf.reshape(wf.shape[0], -1))
+            for dy in range(KERNEL):
+                for dx in range(KERNEL):
+                    key = (a + dy, b + dx)
+                    term = v[..., dy * KERNEL + dx]
+                    acc[key] = term if key not in acc else acc[key] + term
+    dph = jnp.zeros((n, POOL, POOL, h + 1, wd + 1), jnp.float32)
+    for (s, t), plane in acc.items():
+        oy, ox = s // 4, t // 4
+        dph = dph.at[:, s % 4, t % 4, oy:oy + h, ox:ox + wd].add(plane)
+    dxp = dph.transpose(0, 3, 1, 4, 2).reshape(n, hh + 2 * PAD, ww + 2 * PAD)
+    return dxp[:, PAD:PAD + hh, PAD:PAD + ww].astype(jnp.float32), dw
+
+
+pooled_conv.defvjp(_pooled_conv_fwd, _pooled_conv_bwd)
+
+
+def pooled_conv_reference(x: Array, w: Array) -> Array:
+    """`pooled_conv` by `lax.conv` + relu + first-arg-max pooling; the semantics it is pinned to."""
+    n, hh, ww = x.shape
+    c = w.shape[0]
+    y = jax.lax.conv_general_dilated(x[:, None], w[:, None], (1, 1), ((PAD, PAD), (PAD, PAD)),
+                                     precision=jax.lax.Precision.HIGHEST)
+    y = jax.nn.relu(y)
+    h, wd = hh // POOL, ww // POOL
+    win = y.reshape(n, c, h, POOL, wd, POOL).transpose(0, 1, 2, 4, 3, 5)
+    win = win.reshape(n, c, h, wd, POOL * POOL)
+    idx = jnp.argmax(win, axis=-1)
+    return jnp.take_along_axis(win, idx[..., None], axis=-1)[..., 0]
