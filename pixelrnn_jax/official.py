@@ -484,7 +484,9 @@ def _binarize(latent) -> np.ndarray:
 
 def from_variables(variables) -> OfficialWeights:
     """The deployed binary encoder of a trained binary PixelRNN (latent kernels -> sign, with
-    sign(0) = +1), ready for `save_weights_text` / `save_header`. Decoder fields are None."""
+    sign(0) = +1), ready for `save_weights_text` / `save_header`. Thresholds are the float32
+    values of the variables (the authors' files hold float32 values, so they round-trip).
+    Decoder fields are None."""
     params = variables.get("params", variables)
     try:
         enc = params["encoder"]
@@ -554,8 +556,12 @@ def intermediates(variables, binarized, config: ModelConfig) -> dict[str, np.nda
         raise ValueError(f"binarized has {b.shape[1]} frames, not a multiple of K={config.K}")
     _check_config(config, config.cnn_layers)
     params = variables.get("params", variables)["encoder"]
-    out = _intermediates_jit(params, jnp.asarray(b), config)
-    return {k: np.asarray(v) for k, v in out.items()}
+    # one video at a time: a single compiled shape serves every batch size; only the fields
+    # the encoder reads are static
+    canonical = ModelConfig(cnn_layers=config.cnn_layers, m=config.m, K=config.K,
+                            frame_size=config.frame_size)
+    outs = [_intermediates_jit(params, jnp.asarray(b[i:i + 1]), canonical) for i in range(len(b))]
+    return {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
 
 
 @partial(jax.jit, static_argnames=("config",))
