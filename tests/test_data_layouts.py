@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import DATA
 from pixelrnn_jax import data
-from pixelrnn_jax.data import preprocess, synthetic
+from pixelrnn_jax.data import builders, preprocess, synthetic
 
 QUALITY = 95
 
@@ -273,3 +273,35 @@ def test_cifar10_pickle_batches(tmp_path, cache):
 
 def test_tensorflow_is_not_used(tmp_path, cache):
     assert "tensorflow" not in sys.modules or not hasattr(sys.modules["tensorflow"], "Tensor")
+
+
+def test_raw_frames_are_read_lazily(tmp_path, cache, cambridge):
+    frames, labels, names, _ = cambridge
+    _cambridge_tree(tmp_path / "cam", frames, labels, names, "original", count=9)
+    splits = data.load_dataset("cambridge_hand_gesture", tmp_path / "cam", raw=True,
+                               cache_dir=cache)
+    assert splits.frame_size == 256 and splits.train.frames is None
+    assert splits.train.video(0).shape == (16, 256, 256)
+    batch = next(data.batches(splits.train, 2, train=True, seed=0, epoch=0))
+    assert batch["video"].shape == (2, 16, 256, 256) and batch["video"].dtype == np.float32
+
+
+class _TinySynthetic(builders.SyntheticGesture, skip_registration=True):
+    name = "synthetic_gesture_tiny"
+    NUM_VIDEOS = 18
+
+
+def test_synthetic_builder_writes_array_record(tmp_path):
+    builder = _TinySynthetic(config="gray64", data_dir=str(tmp_path), file_format="array_record")
+    builder.download_and_prepare()
+    assert list(tmp_path.rglob("*.array_record*"))
+    source = builder.as_data_source()["train"]
+    assert len(source) == 18
+    ex = source[0]
+    assert ex["video"].dtype == np.uint8 and ex["video"].shape == (synthetic.NUM_FRAMES, 64, 64)
+    name = ex["name"].decode()
+    index = int(name.rsplit("_", 1)[1])
+    np.testing.assert_array_equal(
+        ex["video"], synthetic.render(synthetic.sample_scenes(0, 18).take(np.array([index])),
+                                      64)[0])
+    assert builder.info.features["label"].names[int(ex["label"])].replace("/", "_") in name

@@ -132,7 +132,8 @@ class SyntheticGesture(_VideoBuilder):
     name = "synthetic_gesture"
     CLASS_NAMES = synthetic.CLASS_NAMES
     DESCRIPTION = (f"Synthetic hand gestures: {synthetic.NUM_VIDEOS} videos of "
-                   f"{synthetic.NUM_FRAMES} frames, 9 classes (3 shapes x 3 motions).")
+                   f"{synthetic.NUM_FRAMES} frames, 9 classes (3 hand shapes x move right, move "
+                   f"left, wave).")
     SCENE_SEED = 0
     NUM_VIDEOS = synthetic.NUM_VIDEOS
 

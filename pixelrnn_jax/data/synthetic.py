@@ -7,29 +7,30 @@ apart:
   shapes  0 "flat"   four fingers together, pointing up (a tall compact silhouette)
           1 "spread" five fingers fanned out (a wide silhouette)
           2 "vee"    two fingers in a V, the others folded
-  motions 0 "move right"   the hand sweeps from left to right at constant speed
-          1 "move left"    the same sweep in reverse
-          2 "contract"     the hand shrinks towards its centre at constant rate
+  motions 0 "move right"   the hand travels right at constant speed
+          1 "move left"    the same, leftwards
+          2 "wave"         the hand swings left and right (one full period)
 
   class = 3 * shape + motion, names `shape/motion`, 100 videos per class (900 in all).
 
-Why a single frame reveals nothing about the motion: every frame shows one hand at
-horizontal position x = c + A * u and size s * (1 + B * (1 - 2 v)), where the scene draws c,
-A, s, B per video. "move right" runs u from -1 to 1 over the video with v fixed at a random
-value, "move left" runs u from 1 to -1, and "contract" runs v from 0 to 1 with u fixed at a
-random value. Time is sampled uniformly, so u and v are uniform in every frame of every
-class: the distribution of what one frame shows (shape, position, size, lighting,
-background) is the same for the three motions, and right/left are even the same frames in
-reverse order. A frame-only classifier can recover the shape (1 of 3 motions by chance, ~1/3
-accuracy); only a model of the frame order can reach the 9-class labels.
+Why no single frame reveals the motion: the view wraps around horizontally (a hand leaving
+on the right re-enters on the left, like a torus), and each video starts at a uniformly
+random horizontal phase. The hand's horizontal position in frame t is phase + path(t) mod 1,
+which is uniform on [0, 1) for every t and every motion, independent of everything else the
+frame shows (shape, size, height, rotation, lighting, background, noise). So the
+distribution of frame t is identical for the three motions, for every t: the first frame,
+the last frame or any other says nothing about the motion, and a frame-only classifier can
+at best recognise the shape (1/3 of the 9-class accuracy, by chance on the motion). Sweeps
+right and left are even the same frames in reverse order. Only the order of frames (the
+direction of travel, or the reversal of a wave) separates the motions.
 
-Nuisances (drawn per video): vertical position, hand rotation (+-12 deg), size, sweep
-length (speed), background brightness and a sinusoidal texture, global illumination gain,
-a linear illumination gradient, a slight flicker over time, and Gaussian sensor noise.
-Contrast is chosen so that the sign of the ImageNet-normalised intensity (the binary
-PixelRNN's input) keeps the hand silhouette: the hand is always brighter than a normalised
-0 (raw gray ~117) and the background always darker, whatever the illumination, apart from
-sensor noise.
+Nuisances (drawn per video, the same way for every class): vertical position, hand rotation
+(+-12 deg), size, speed (travel 0.35-0.5 frame widths, wave amplitude 0.12-0.18), background
+brightness and a sinusoidal texture, global illumination gain, a linear illumination
+gradient, a slight flicker over time, and Gaussian sensor noise. Contrast is chosen so that
+the sign of the ImageNet-normalised intensity (the binary PixelRNN's input) keeps the hand
+silhouette: the hand is always brighter than a normalised 0 (raw gray ~117) and the
+background always darker, whatever the illumination, apart from sensor noise.
 
 Frames are rendered from signed distance fields, so every resolution shows the same
 continuous scene with antialiased edges: 64x64 for the in-pixel models, 256x256 for the
@@ -43,7 +44,7 @@ import dataclasses
 import numpy as np
 
 SHAPES = ("flat", "spread", "vee")
-MOTIONS = ("move_right", "move_left", "contract")
+MOTIONS = ("move_right", "move_left", "wave")
 CLASS_NAMES = tuple(f"{s}/{m}" for s in SHAPES for m in MOTIONS)
 NUM_VIDEOS = 900
 NUM_FRAMES = 24
@@ -77,13 +78,12 @@ class SceneParams:
     """Per-video scene parameters, arrays of length n (one entry per video)."""
 
     label: np.ndarray       # int32 class = 3 * shape + motion
-    cx: np.ndarray          # sweep centre, fraction of the frame width
+    phase: np.ndarray       # horizontal position at the first frame, in [0, 1)
+    travel: np.ndarray      # distance moved by the sweeps, frame widths
+    wave_amp: np.ndarray    # amplitude of the wave, frame widths
+    wave_phase: np.ndarray  # where in its swing the wave starts, radians
     cy: np.ndarray          # vertical position of the palm centre
-    sweep: np.ndarray       # A: half sweep length
-    scale: np.ndarray       # s: hand height unit, fraction of the frame
-    shrink: np.ndarray      # B: relative size change
-    u_fixed: np.ndarray     # position parameter of "contract" videos, in [-1, 1]
-    v_fixed: np.ndarray     # size parameter of the sweeping videos, in [0, 1]
+    scale: np.ndarray       # hand size unit, fraction of the frame
     angle: np.ndarray       # hand rotation, radians
     hand_gray: np.ndarray   # hand brightness before illumination
     bg_gray: np.ndarray     # background brightness before illumination
@@ -103,7 +103,10 @@ class SceneParams:
 
 
 def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
-    """Draws the scene of every video; class k gets videos k, k + 9, k + 18, ..."""
+    """Draws the scene of every video; class k gets videos k, k + 9, k + 18, ...
+
+    Every parameter is drawn the same way whatever the class (the motion only decides which
+    of travel / wave_* is used), so nothing but the motion differs between classes."""
     rng = np.random.default_rng([seed, 20240617])
     n = num_videos
     u = lambda lo, hi, *shape: rng.uniform(lo, hi, size=(n, *shape))  # noqa: E731
@@ -111,8 +114,8 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
     tex[..., 0] *= 1.0 / 3  # three waves, at most +-7 gray levels together
     return SceneParams(
         label=(np.arange(n) % len(CLASS_NAMES)).astype(np.int32),
-        cx=u(0.42, 0.58), cy=u(0.45, 0.62), sweep=u(0.15, 0.22), scale=u(0.25, 0.31),
-        shrink=u(0.18, 0.26), u_fixed=u(-1, 1), v_fixed=u(0, 1),
+        phase=u(0, 1), travel=u(0.35, 0.5), wave_amp=u(0.12, 0.18),
+        wave_phase=u(0, 2 * np.pi), cy=u(0.45, 0.6), scale=u(0.2, 0.25),
         angle=np.deg2rad(u(-12, 12)), hand_gray=u(195, 230), bg_gray=u(25, 60),
         tex=tex, gain=u(0.8, 1.2), grad=u(-0.08, 0.08, 2),
         flicker=np.stack([u(0, 0.04), u(0, 2 * np.pi)], axis=-1),
@@ -120,16 +123,14 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
     )
 
 
-def _trajectory(p: SceneParams, num_frames: int):
-    """Hand centre x and size per frame, both (n, t)."""
+def _trajectory(p: SceneParams, num_frames: int) -> np.ndarray:
+    """Horizontal hand position per frame, (n, t), in [0, 1) (the view wraps around)."""
     tau = np.linspace(0.0, 1.0, num_frames)[None, :]
     motion = (p.label % 3)[:, None]
-    u_sweep = np.where(motion == 0, 2 * tau - 1, 1 - 2 * tau)
-    u = np.where(motion == 2, p.u_fixed[:, None], u_sweep)
-    v = np.where(motion == 2, tau, p.v_fixed[:, None])
-    x = p.cx[:, None] + p.sweep[:, None] * u
-    size = p.scale[:, None] * (1 + p.shrink[:, None] * (1 - 2 * v))
-    return x, size
+    sweep = p.travel[:, None] * tau
+    wave = p.wave_amp[:, None] * np.sin(2 * np.pi * tau + p.wave_phase[:, None])
+    path = np.where(motion == 0, sweep, np.where(motion == 1, -sweep, wave))
+    return np.mod(p.phase[:, None] + path, 1.0)
 
 
 def _hand_sdf(shape: str, px, py):
@@ -148,10 +149,10 @@ def render(params: SceneParams, size: int = 64, num_frames: int = NUM_FRAMES) ->
     """Renders videos as raw gray levels, uint8 (n, t, size, size)."""
     n = len(params)
     out = np.empty((n, num_frames, size, size), np.uint8)
-    xs, sizes = _trajectory(params, num_frames)
+    xs = _trajectory(params, num_frames)
     grid = (np.arange(size, dtype=np.float32) + 0.5) / size
     for i in range(n):
-        out[i] = _render_one(params.take(i), xs[i], sizes[i], grid)
+        out[i] = _render_one(params.take(i), xs[i], grid)
     return out
 
 
@@ -161,7 +162,7 @@ def _reach(shape: str) -> float:
     return max(tips + [max(_PALM)]) + 0.05
 
 
-def _render_one(p: SceneParams, xs, sizes, grid) -> np.ndarray:
+def _render_one(p: SceneParams, xs, grid) -> np.ndarray:
     t, side = len(xs), len(grid)
     f32 = np.float32
     gx, gy = grid[None, :], grid[:, None]
@@ -171,30 +172,40 @@ def _render_one(p: SceneParams, xs, sizes, grid) -> np.ndarray:
     # The distance field is evaluated only in a square window around the hand of each
     # frame (same window size for all frames, so one vectorised evaluation).
     shape = SHAPES[p.label // 3]
-    half = int(np.ceil(_reach(shape) * sizes.max() * side)) + 1
+    half = int(np.ceil(_reach(shape) * p.scale * side)) + 1
     win = 2 * half
-    ox = np.rint(xs * side).astype(int) - half  # window origin per frame (may be < 0)
+    ox = np.rint(xs * side).astype(int) - half  # window origin per frame, may be < 0
     oy = int(np.rint(p.cy * side)) - half
     coords = (np.arange(win, dtype=f32) + 0.5) / side
     dx = (ox[:, None] / side).astype(f32)[:, None, :] + coords[None, None, :] \
         - xs[:, None, None].astype(f32)
     dy = (oy / side + coords[None, :, None] - p.cy).astype(f32)
-    s = sizes[:, None, None].astype(f32)
+    s = f32(p.scale)
     c, sn = f32(np.cos(p.angle)), f32(np.sin(p.angle))
     hx, hy = (c * dx + sn * dy) / s, (c * dy - sn * dx) / s
     d = _hand_sdf(shape, hx, hy) * s  # frame units
     cover = np.clip(f32(0.5) - d * f32(side), 0, 1)
-    hand = f32(p.hand_gray) * (1 - f32(0.08) * np.clip(hx * hx + hy * hy, 0, 1))
-    # Composite on a canvas padded by the window size, so windows never fall outside.
-    canvas = np.zeros((t, side + 2 * win, side + 2 * win), f32)
-    canvas[:, win:win + side, win:win + side] = bg
+    hand = cover * f32(p.hand_gray) * (1 - f32(0.08) * np.clip(hx * hx + hy * hy, 0, 1))
+    # Coverage and hand light go on canvases padded by a window on every side; the columns
+    # beyond the left and right edges then wrap around (the view is horizontally periodic).
+    alpha = np.zeros((t, side + 2 * win, side + 2 * win), f32)
+    light = np.zeros_like(alpha)
     for k in range(t):
         ys, xk = slice(oy + win, oy + 2 * win), slice(ox[k] + win, ox[k] + 2 * win)
-        canvas[k, ys, xk] += cover[k] * (hand[k] - canvas[k, ys, xk])
-    frames = canvas[:, win:win + side, win:win + side]
-    light = f32(p.gain) * (1 + f32(p.grad[0]) * (2 * gx - 1) + f32(p.grad[1]) * (2 * gy - 1))
+        alpha[k, ys, xk] = cover[k]
+        light[k, ys, xk] = hand[k]
+
+    def fold(a):
+        view = a[:, win:win + side, win:win + side].copy()
+        view[:, :, side - win:] += a[:, win:win + side, :win]
+        view[:, :, :win] += a[:, win:win + side, win + side:]
+        return view
+
+    alpha, light = fold(alpha), fold(light)
+    frames = bg[None] * (1 - alpha) + light
+    illum = f32(p.gain) * (1 + f32(p.grad[0]) * (2 * gx - 1) + f32(p.grad[1]) * (2 * gy - 1))
     flick = 1 + p.flicker[0] * np.sin(np.linspace(0, 2 * np.pi, t) + p.flicker[1])
-    frames = frames * light[None] * flick[:, None, None].astype(f32)
+    frames = frames * illum[None] * flick[:, None, None].astype(f32)
     noise = np.random.default_rng(int(p.seed) + side).standard_normal(frames.shape, f32)
     frames += noise * f32(p.noise)
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
