@@ -35,7 +35,7 @@ flags.DEFINE_integer("epochs", 5, "Training epochs per encoder.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 0.1, "Adam learning rate (cosine decay to 0).")
 flags.DEFINE_float("m", 2.0, "Surrogate gradient steepness.")
-flags.DEFINE_integer("max_train", 10000, "Random subset of training images (0: all).")
+flags.DEFINE_integer("max_train", 4000, "Random subset of training images (0: all).")
 flags.DEFINE_integer("max_test", 0, "Random subset of test images (0: all).")
 flags.DEFINE_integer("frames_per_video", 4, "Gesture datasets: single frames per video.")
 flags.DEFINE_bool("calibrate", True, "Data-dependent init of the feature thresholds.")
@@ -45,11 +45,11 @@ flags.DEFINE_integer("seed", 0, "Seed of initialization, subsets and order.")
 def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; all options are --flags")
-    cli.setup_logging()
-    from pixelrnn_jax import encoders
-    bad = [e for e in F.encoders if e not in encoders.ENCODERS]
+    bad = [e for e in F.encoders if e not in ENCODER_NAMES]
     if bad:
         cli.fail(f"unknown --encoders {bad}; choose from {ENCODER_NAMES}")
+    cli.setup_logging()
+    from pixelrnn_jax import encoders
     settings = encoders.TrainSettings(epochs=F.epochs, batch_size=F.batch_size,
                                       learning_rate=F.learning_rate, m=F.m, seed=F.seed,
                                       calibrate=F.calibrate)

@@ -64,6 +64,7 @@ split 4,000 / 1,000 (train / test) stratified by class.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import importlib.util
 import json
@@ -217,6 +218,7 @@ def get_encoder(name: str) -> EncoderSpec:
 
 # ------------------------------------------------------------------------- accounting
 
+@functools.lru_cache(maxsize=None)
 def _param_shapes(name: str) -> dict:
     module = get_encoder(name).module()
     images = jax.ShapeDtypeStruct((1, SIDE, SIDE), jnp.float32)
@@ -272,23 +274,34 @@ def check_images(images, name: str = "images") -> None:
 
 def init(rng: Array, encoder: str, num_classes: int, m: float = 2.0) -> dict:
     """Variables {'params': {'enc': ..., 'decoder': ...}} of encoder + linear decoder."""
-    model = ImageClassifier(encoder, num_classes, m)
-    return model.init(rng, jnp.zeros((1, SIDE, SIDE), jnp.float32))
+    get_encoder(encoder)
+    return _init_jit(rng, encoder, num_classes, m)
+
+
+@partial(jax.jit, static_argnames=("encoder", "num_classes", "m"))
+def _init_jit(rng, encoder, num_classes, m):
+    return ImageClassifier(encoder, num_classes, m).init(rng, jnp.zeros((1, SIDE, SIDE),
+                                                                        jnp.float32))
 
 
 def encode(variables, images, encoder: str, num_classes: int, m: float = 2.0) -> Array:
     """The readout (b 64 64) of +-1 that `encoder` sends off the sensor."""
     check_images(images)
-    return ImageClassifier(encoder, num_classes, m).apply(
-        variables, jnp.asarray(images), method=ImageClassifier.encode)
+    return _encode_jit(variables, jnp.asarray(images), encoder, num_classes, m)
+
+
+@partial(jax.jit, static_argnames=("encoder", "num_classes", "m"))
+def _encode_jit(variables, images, encoder, num_classes, m):
+    return ImageClassifier(encoder, num_classes, m).apply(variables, images,
+                                                          method=ImageClassifier.encode)
 
 
 def calibrate_thresholds(variables, images, encoder: str, num_classes: int, m: float = 2.0,
                          iters: int = 24, bound: float = 64.0) -> dict:
     """Data-dependent initialization: sets the learned feature thresholds, layer by layer,
-    so that each layer's binary output is +1 on half of its values for `images` (bisection
-    over [-bound, bound]). Features start informative and inside the surrogate gradient's
-    reach instead of saturated at +1 or -1."""
+    so that each layer's binary output is +1 on as close to half of its values for `images`
+    as the integer sums allow (bisection over [-bound, bound]). Features start informative
+    and inside the surrogate gradient's reach instead of saturated at +1 or -1."""
     check_images(images)
     spec = get_encoder(encoder)
     model = ImageClassifier(encoder, num_classes, m)
@@ -301,17 +314,20 @@ def calibrate_thresholds(variables, images, encoder: str, num_classes: int, m: f
         inter = state["intermediates"]["enc"]
         return {name: jnp.mean(inter[name][0] > 0) for _, name in spec.thresholds}
 
+    def frac(params, path, name, t):
+        params = _set_param(params, ("enc",) + path, t)
+        return params, float(positive_fraction(params)[name])
+
     params = jax.tree.map(jnp.asarray, variables["params"])
     for path, name in spec.thresholds:
-        lo, hi = -bound, bound
+        lo, hi = -bound, bound  # the fraction of +1 falls as the threshold rises
         for _ in range(iters):
             mid = 0.5 * (lo + hi)
-            params = _set_param(params, ("enc",) + path, mid)
-            if float(positive_fraction(params)[name]) > 0.5:
-                lo = mid
-            else:
-                hi = mid
-        params = _set_param(params, ("enc",) + path, 0.5 * (lo + hi))
+            params, f = frac(params, path, name, mid)
+            lo, hi = (mid, hi) if f > 0.5 else (lo, mid)
+        # sums are integers: of the two sides of the crossing, keep the one nearer half
+        (p_lo, f_lo), (p_hi, f_hi) = frac(params, path, name, lo), frac(params, path, name, hi)
+        params = p_lo if abs(f_lo - 0.5) <= abs(f_hi - 0.5) else p_hi
     return {**variables, "params": params}
 
 
@@ -610,18 +626,18 @@ def bar_chart(rows: list[dict], path) -> Path:
     names = [n for n in ENCODERS if any(r["encoder"] == n for r in rows)]
     by = {(r["encoder"], r["dataset"]): r for r in rows}
     width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(datasets), 3.4))
+    fig, ax = plt.subplots(figsize=(3.0 + 2.0 * len(datasets), 3.8))
     for j, n in enumerate(names):
         xs = np.arange(len(datasets)) + (j - (len(names) - 1) / 2) * width
         got = [100 * by[(n, d)]["test_accuracy"] if (n, d) in by else np.nan for d in datasets]
-        bars = ax.bar(xs, got, width, label=ENCODERS[n].title)
+        ax.bar(xs, got, width, color=f"C{j}", label=ENCODERS[n].title)
         paper = [100 * ENCODERS[n].paper_accuracy.get(d, np.nan) for d in datasets]
-        ax.bar(xs, paper, width, fill=False, edgecolor=bars[0].get_facecolor(), linestyle="--")
+        ax.bar(xs, paper, width, fill=False, edgecolor="black", linestyle="--", linewidth=0.8)
     ax.set_xticks(np.arange(len(datasets)), [DATASET_TITLES[d] for d in datasets])
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("In-pixel CNN encoders (dashed: paper Table 1)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("Table 1 encoders (dashed: paper)")
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
