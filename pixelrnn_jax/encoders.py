@@ -300,7 +300,8 @@ def calibrate_thresholds(variables, images, encoder: str, num_classes: int, m: f
                          iters: int = 24, bound: float = 64.0) -> dict:
     """Data-dependent initialization: sets the learned feature thresholds, layer by layer,
     so that each layer's binary output is +1 on as close to half of its values for `images`
-    as the integer sums allow (bisection over [-bound, bound]). Features start informative
+    as the integer sums allow (bisection over [-bound, bound], then half-way between two
+    integers). Features start informative
     and inside the surrogate gradient's reach instead of saturated at +1 or -1."""
     check_images(images)
     spec = get_encoder(encoder)
@@ -325,9 +326,15 @@ def calibrate_thresholds(variables, images, encoder: str, num_classes: int, m: f
             mid = 0.5 * (lo + hi)
             params, f = frac(params, path, name, mid)
             lo, hi = (mid, hi) if f > 0.5 else (lo, mid)
-        # sums are integers: of the two sides of the crossing, keep the one nearer half
-        (p_lo, f_lo), (p_hi, f_hi) = frac(params, path, name, lo), frac(params, path, name, hi)
-        params = p_lo if abs(f_lo - 0.5) <= abs(f_hi - 0.5) else p_hi
+        # The compared values are integers (sums of +-1 or ternary products, ReLU, max):
+        # put the threshold half-way between two integers next to the crossing, so that no
+        # value sits on it (a pile of ReLU zeros exactly at the threshold would flip at
+        # once with its first update).
+        c = math.floor(0.5 * (lo + hi))
+        best = min(((abs(f - 0.5), p) for p, f in
+                    (frac(params, path, name, c + d) for d in (-0.5, 0.5, 1.5))),
+                   key=lambda t: t[0])
+        params = best[1]
     return {**variables, "params": params}
 
 
@@ -471,6 +478,21 @@ class TrainSettings:
     seed: int = 0
     calibrate: bool = True       # data-dependent threshold init (`calibrate_thresholds`)
     calibration_images: int = 256
+    encoder_learning_rate: float | None = None  # None: learning_rate; 0: frozen encoder
+
+
+def make_optimizer(settings: TrainSettings, total_steps: int) -> optax.GradientTransformation:
+    """Adam with cosine decay; the encoder's parameters may have their own learning rate."""
+    def adam(lr):
+        if lr == 0:
+            return optax.set_to_zero()
+        return optax.adam(optax.cosine_decay_schedule(lr, total_steps))
+
+    enc_lr = settings.encoder_learning_rate
+    if enc_lr is None or enc_lr == settings.learning_rate:
+        return adam(settings.learning_rate)
+    return optax.multi_transform({"enc": adam(enc_lr), "decoder": adam(settings.learning_rate)},
+                                 lambda params: {k: k for k in params})
 
 
 def _loss(params, images, labels, model):
@@ -523,7 +545,7 @@ def train_encoder(name: str, data: ImageData, settings: TrainSettings = TrainSet
         raise ValueError(f"{data.name}: {len(labels)} training images, fewer than one batch "
                          f"of {bs}; lower batch_size")
     total = settings.epochs * steps_per_epoch
-    tx = optax.adam(optax.cosine_decay_schedule(settings.learning_rate, total))
+    tx = make_optimizer(settings, total)
     model = ImageClassifier(name, data.num_classes, settings.m)
     rng = jax.random.key(settings.seed)
     variables = init(rng, name, data.num_classes, settings.m)
