@@ -54,6 +54,21 @@ class TrainConfig:
     checkpoint_keep: int = 3
     export_weights: bool = True
 
+    def __post_init__(self):
+        checks = (("batch_size", self.batch_size >= 1, ">= 1"),
+                  ("num_epochs", self.num_epochs >= 0, ">= 0"),
+                  ("per_device_batch_size", self.per_device_batch_size >= 0, ">= 0"),
+                  ("learning_rate", 0 < self.learning_rate < math.inf, "> 0 and finite"),
+                  ("num_frames", self.num_frames >= 1, ">= 1"),
+                  ("shift_fraction", 0 <= self.shift_fraction < 0.5, "in [0, 0.5)"),
+                  ("plateau_patience", self.plateau_patience >= 0, ">= 0"),
+                  ("plateau_factor", 0 < self.plateau_factor <= 1, "in (0, 1]"),
+                  ("min_learning_rate", self.min_learning_rate >= 0, ">= 0"),
+                  ("checkpoint_keep", self.checkpoint_keep >= 1, ">= 1"))
+        for name, ok, valid in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)} is invalid: it must be {valid}")
+
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
