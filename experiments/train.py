@@ -42,6 +42,8 @@ flags.DEFINE_float("learning_rate", 1e-2, "Initial Adam learning rate.")
 flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training (fraction).")
 flags.DEFINE_integer("plateau_patience", 4, "Epochs without improvement before lr decay.")
 flags.DEFINE_integer("seed", 0, "Seed of initialization, data order and noise.")
+flags.DEFINE_integer("max_videos", 0, "If > 0, train and evaluate on a class-balanced subset "
+                     "of about this many videos (smoke tests).")
 
 
 def config_from_flags():
@@ -54,7 +56,7 @@ def config_from_flags():
                        batch_size=F.batch_size, per_device_batch_size=F.per_device_batch_size,
                        num_epochs=F.num_epochs, learning_rate=F.learning_rate, seed=F.seed,
                        num_frames=F.num_frames, shift_fraction=F.shift_fraction,
-                       plateau_patience=F.plateau_patience)
+                       plateau_patience=F.plateau_patience, max_videos=F.max_videos)
 
 
 def main(argv):

@@ -53,6 +53,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     checkpoint_keep: int = 3
     export_weights: bool = True
+    max_videos: int = 0             # if > 0: a class-balanced subset of the splits (smoke tests)
 
     def __post_init__(self):
         checks = (("batch_size", self.batch_size >= 1, ">= 1"),
@@ -64,7 +65,8 @@ class TrainConfig:
                   ("plateau_patience", self.plateau_patience >= 0, ">= 0"),
                   ("plateau_factor", 0 < self.plateau_factor <= 1, "in (0, 1]"),
                   ("min_learning_rate", self.min_learning_rate >= 0, ">= 0"),
-                  ("checkpoint_keep", self.checkpoint_keep >= 1, ">= 1"))
+                  ("checkpoint_keep", self.checkpoint_keep >= 1, ">= 1"),
+                  ("max_videos", self.max_videos >= 0, ">= 0 (0: all)"))
         for name, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)} is invalid: it must be {valid}")
@@ -240,6 +242,8 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     if dataset is None:
         dataset = data_lib.load_dataset(config.dataset, config.data_dir, seed=config.seed,
                                         frame_size=cfg.frame_size)
+    if config.max_videos:
+        dataset = limit_videos(dataset, config.max_videos)
     if dataset.num_classes != cfg.num_classes:
         cfg = cfg.replace(num_classes=dataset.num_classes)
         config = config.replace(model=cfg)
@@ -333,6 +337,36 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     _write_json_atomic(wd / "results.json", results)
     _save_artifacts(config, wd, best_params)
     return results
+
+
+def limit_videos(dataset, max_videos: int):
+    """At most about `max_videos` videos in all, each split shrunk in proportion (at least one
+    video each) and balanced over the classes: the first videos of every class in turn."""
+    from pixelrnn_jax.data import Split
+
+    splits = (dataset.train, dataset.val, dataset.test)
+    total = sum(s.num_videos for s in splits)
+    if max_videos >= total:
+        return dataset
+
+    def shrink(split):
+        keep = min(split.num_videos, max(1, round(split.num_videos * max_videos / total)))
+        labels = np.asarray(split.labels)
+        rank = np.empty(len(labels), np.int64)
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            rank[members] = np.arange(len(members))
+        idx = np.sort(np.lexsort((labels, rank))[:keep])
+        return Split.from_videos(split.name, [split.video(int(i)) for i in idx], labels[idx],
+                                 [split.names[i] for i in idx], split.frame_size)
+
+    small = dict(zip(("train", "val", "test"), map(shrink, splits)))
+    info = {**dataset.split_info, "max_videos": max_videos,
+            "sizes": {k: v.num_videos for k, v in small.items()},
+            "names": {k: list(v.names) for k, v in small.items()}}
+    return dataclasses.replace(dataset, **small, split_info=info,
+                               description=f"{dataset.description}; limited to {max_videos} "
+                                           f"videos")
 
 
 def _fmt_seconds(s: float) -> str:
