@@ -323,10 +323,12 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
                   "train_accuracy": tot_correct / n_seen, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"], "learning_rate": lr,
                   "videos_per_s": n_seen / train_time, "epoch_seconds": train_time}
-        store.save(epoch, {"params": params, "opt_state": opt_state,
-                           "best_params": best_params}, meta)
+        # the record first: a run killed before the checkpoint is complete drops it again
+        # when it resumes (_truncate_metrics), one killed after keeps it
         with open(wd / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        store.save(epoch, {"params": params, "opt_state": opt_state,
+                           "best_params": best_params}, meta)
         remaining = (config.num_epochs - epoch) * (time.perf_counter() - t0)
         log.info("epoch %3d/%d  loss %.4f  train %.3f  val %.3f  lr %.2g  %.0f videos/s  "
                  "ETA %s", epoch, config.num_epochs, record["train_loss"],
@@ -375,12 +377,20 @@ def _fmt_seconds(s: float) -> str:
 
 
 def _truncate_metrics(path: Path, epoch: int) -> None:
-    """Drops metric lines of epochs after the restored checkpoint (a killed run's tail)."""
+    """Drops metric lines of epochs after the restored checkpoint (a killed run's tail,
+    possibly a half-written last line)."""
     if not path.exists():
         return
-    keep = [l for l in path.read_text().splitlines()
-            if l.strip() and json.loads(l)["epoch"] <= epoch]
-    path.write_text("".join(l + "\n" for l in keep))
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["epoch"] <= epoch:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(l + "\n" for l in keep))
+    os.replace(tmp, path)
 
 
 def _final_results(config, dataset, stepper, best_params, meta, wd, batch_size) -> dict:
