@@ -262,12 +262,14 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     params = model_init(init_rng, cfg, config.num_frames)["params"]
     opt_state = stepper.tx.init(params)
     meta = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "bad_epochs": 0,
-            "best_val_loss": math.inf, "train_seconds": 0.0, "videos_seen": 0}
+            "best_val_loss": math.inf, "train_seconds": 0.0, "videos_seen": 0,
+            "run": _run_identity(config)}
     best_params = params
 
     store = CheckpointStore(wd / "checkpoints", keep=config.checkpoint_keep)
     restored = store.restore_latest({"params": params, "opt_state": opt_state,
-                                     "best_params": best_params})
+                                     "best_params": best_params},
+                                    check=partial(_check_same_run, config, wd))
     if restored is not None:
         tree, meta = restored
         params, opt_state, best_params = tree["params"], tree["opt_state"], tree["best_params"]
@@ -369,6 +371,40 @@ def limit_videos(dataset, max_videos: int):
     return dataclasses.replace(dataset, **small, split_info=info,
                                description=f"{dataset.description}; limited to {max_videos} "
                                            f"videos")
+
+
+# fields a rerun may change and still resume the same run
+_RESUMABLE_CHANGES = ("num_epochs", "data_dir", "checkpoint_keep", "export_weights")
+
+
+def _run_identity(config: TrainConfig) -> dict:
+    d = config.to_dict()
+    for k in _RESUMABLE_CHANGES:
+        d.pop(k)
+    return json.loads(json.dumps(d))
+
+
+def _check_same_run(config: TrainConfig, wd: Path, meta: dict) -> None:
+    """Refuses to resume checkpoints of a run with other settings (they would be ignored)."""
+    saved, now = meta.get("run"), _run_identity(config)
+    if saved is None or saved == now:
+        return
+    a, b = _flatten(saved), _flatten(now)
+    diff = ", ".join(f"{k}={b.get(k)!r} (checkpoints: {a.get(k)!r})"
+                     for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    raise ValueError(f"workdir {wd} holds checkpoints of a run with other settings: {diff}; "
+                     f"rerun with the settings of that run to resume it, or choose another "
+                     f"--workdir")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def _fmt_seconds(s: float) -> str:
