@@ -292,12 +292,14 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
         for step, batch in enumerate(batches):
             rng = jax.random.fold_in(jax.random.fold_in(step_rng, epoch), step)
             params, opt_state, m = stepper.train(params, opt_state, batch, rng)
-            loss = float(m["loss"])
-            if not (math.isfinite(loss) and math.isfinite(float(m["grad_norm"]))):
+            loss, gnorm = float(m["loss"]), float(m["grad_norm"])
+            if not (math.isfinite(loss) and math.isfinite(gnorm)):
+                kept = (f"the last good checkpoint (epoch {meta['epoch']}) is kept in "
+                        f"{store.directory}" if meta["epoch"] else "no checkpoint was written")
                 raise TrainingError(
-                    f"non-finite loss or gradient at epoch {epoch}, step {step} (loss={loss}); "
-                    f"the last good checkpoint (epoch {meta['epoch']}) is kept in "
-                    f"{store.directory}; lower --learning_rate")
+                    f"non-finite loss or gradient at epoch {epoch}, step {step} (loss={loss}, "
+                    f"gradient norm={gnorm}); {kept}; lower --learning_rate or check the "
+                    f"training data")
             tot_loss += loss * len(batch["label"])
             tot_correct += float(m["correct"])
             n_seen += len(batch["label"])
