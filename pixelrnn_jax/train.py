@@ -70,6 +70,10 @@ class TrainConfig:
         for name, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)} is invalid: it must be {valid}")
+        # checked here, before any data is loaded
+        if self.num_frames % self.model.K:
+            raise ValueError(f"num_frames={self.num_frames} is not a multiple of "
+                             f"K={self.model.K}; choose K dividing the clip length")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -247,9 +251,6 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     if dataset.num_classes != cfg.num_classes:
         cfg = cfg.replace(num_classes=dataset.num_classes)
         config = config.replace(model=cfg)
-    if config.num_frames % cfg.K:
-        raise ValueError(f"num_frames={config.num_frames} is not a multiple of K={cfg.K}; "
-                         f"choose K dividing the clip length")
     mesh = make_mesh(devices)
     batch_size = global_batch_size(config, mesh)
     stepper = Stepper(cfg, mesh, config.learning_rate)
