@@ -251,8 +251,16 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     if dataset.num_classes != cfg.num_classes:
         cfg = cfg.replace(num_classes=dataset.num_classes)
         config = config.replace(model=cfg)
+    if dataset.frame_size != cfg.frame_size:
+        raise ValueError(f"the dataset {dataset.name!r} has {dataset.frame_size}x"
+                         f"{dataset.frame_size} frames but the model expects frame_size="
+                         f"{cfg.frame_size}; load the dataset with that frame_size or set "
+                         f"--frame_size={dataset.frame_size}")
     mesh = make_mesh(devices)
     batch_size = global_batch_size(config, mesh)
+    if dataset.train.num_videos < batch_size:
+        raise ValueError(f"the training split has {dataset.train.num_videos} videos, fewer "
+                         f"than one batch of {batch_size}; lower --batch_size")
     stepper = Stepper(cfg, mesh, config.learning_rate)
     log.info("devices: %d x %s, global batch %d", mesh.devices.size,
              mesh.devices.flat[0].platform, batch_size)
@@ -278,10 +286,6 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     _truncate_metrics(wd / "metrics.jsonl", meta["epoch"])
     params, opt_state, best_params = stepper.replicate((params, opt_state, best_params))
 
-    steps_per_epoch = dataset.train.num_videos // batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"the training split has {dataset.train.num_videos} videos, fewer "
-                         f"than one batch of {batch_size}; lower --batch_size")
     for epoch in range(meta["epoch"] + 1, config.num_epochs + 1):
         t0 = time.perf_counter()
         tot_loss = tot_correct = 0.0
