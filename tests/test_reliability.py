@@ -252,35 +252,44 @@ def reference(cli, tmp_path_factory):
 # ----------------------------------------------------------------------------- faults
 
 
+def _wait_for(proc, condition, poll=0.005):
+    while proc.poll() is None and not condition():
+        time.sleep(poll)
+
+
 def test_sigkill_at_random_moments_then_same_command_is_bit_exact(cli, reference, tmp_path):
     rng = random.Random(SEED)
     wd = tmp_path / "run"
     args = _args(cli, wd)
 
-    # 1. a random moment once training is under way (the first epoch is logged)
-    t0 = time.monotonic()
-    proc = _start(cli, args, tmp_path / "kill1.log")
-    while proc.poll() is None and not (wd / "metrics.jsonl").exists():
-        time.sleep(0.005)
-    startup = time.monotonic() - t0
-    time.sleep(rng.uniform(0.0, 0.3))
-    _kill(proc)
-
-    # 2. while a checkpoint is being written: orbax's temporary folder is there
-    in_write = False
+    # 1. inside the write of checkpoint 2 or 3 (orbax's temporary folder for it is there), at
+    #    a random instant of it; up to three tries on a fresh workdir
+    step = rng.choice([2, 3])
     for attempt in range(3):
-        proc = _start(cli, args, tmp_path / f"kill2-{attempt}.log")
-        while proc.poll() is None and not _tmp_dirs(wd):
-            time.sleep(0.0005)
+        shutil.rmtree(wd, ignore_errors=True)
+        proc = _start(cli, args, tmp_path / f"kill-in-write-{attempt}.log")
+        _wait_for(proc, lambda: f"{step}{TMP_SUFFIX}" in _tmp_dirs(wd), poll=0.0005)
         time.sleep(rng.uniform(0.0, 0.01))
         _kill(proc)
-        if _tmp_dirs(wd):  # the write was cut short: the folder is still temporary
-            in_write = True
+        if f"{step}{TMP_SUFFIX}" in _tmp_dirs(wd):  # cut short: the step is still temporary
             break
-    assert in_write, "no kill landed inside a checkpoint write"
+    else:
+        pytest.fail(f"no kill landed inside the write of checkpoint {step} in three tries")
+    assert _complete_steps(wd) == list(range(1, step))
 
-    # 3. a random moment from the start (imports, restore, compile, training or saving)
-    proc = _start(cli, args, tmp_path / "kill3.log")
+    # 2. at a random moment after the run has resumed (compile, epochs, saves, final
+    #    evaluation, export)
+    log = tmp_path / "kill-after-resume.log"
+    t0 = time.monotonic()
+    proc = _start(cli, args, log)
+    _wait_for(proc, lambda: "resuming from" in log.read_text())
+    startup = time.monotonic() - t0
+    assert f"after epoch {step - 1}" in log.read_text()
+    time.sleep(rng.uniform(0.0, 1.0))
+    _kill(proc)
+
+    # 3. at a random moment from the start (imports and data loading included)
+    proc = _start(cli, args, tmp_path / "kill-from-start.log")
     time.sleep(rng.uniform(0.0, startup + 1.0))
     _kill(proc)
 
