@@ -45,6 +45,7 @@ class TrainConfig:
     per_device_batch_size: int = 0  # if > 0: global batch = this x number of devices
     num_epochs: int = 30
     learning_rate: float = 1e-2
+    encoder_lr_scale: float = 0.1   # encoder learning rate = this x learning_rate
     seed: int = 0
     num_frames: int = 16
     shift_fraction: float = 0.1     # random spatial shift, fraction of the frame side
@@ -72,8 +73,23 @@ class TrainingError(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
-def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
-    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+def make_optimizer(learning_rate: float, encoder_lr_scale: float = 1.0
+                   ) -> optax.GradientTransformation:
+    """Adam with an injectable learning rate (reduce-on-plateau changes it between epochs).
+
+    The on-sensor encoder's step is `encoder_lr_scale` times the decoder's: every flip of a
+    binary weight changes whole feature maps, so the encoder moves more slowly than the
+    linear decoder that reads them.
+    """
+    def encoder_mask(params):
+        return {k: jax.tree.map(lambda _: k == "encoder", v) for k, v in params.items()}
+
+    def build(learning_rate):
+        return optax.chain(optax.scale_by_adam(),
+                           optax.masked(optax.scale(encoder_lr_scale), encoder_mask),
+                           optax.scale_by_learning_rate(learning_rate))
+
+    return optax.inject_hyperparams(build)(learning_rate=learning_rate)
 
 
 def _needs_rng(cfg: ModelConfig) -> bool:
@@ -130,9 +146,10 @@ def global_batch_size(config: TrainConfig, mesh: Mesh) -> int:
 class Stepper:
     """The jitted, sharded train and eval steps for one model configuration."""
 
-    def __init__(self, cfg: ModelConfig, mesh: Mesh, learning_rate: float):
+    def __init__(self, cfg: ModelConfig, mesh: Mesh, learning_rate: float,
+                 encoder_lr_scale: float = 1.0):
         self.cfg, self.mesh = cfg, mesh
-        self.tx = make_optimizer(learning_rate)
+        self.tx = make_optimizer(learning_rate, encoder_lr_scale)
         self.replicated = NamedSharding(mesh, P())
         self.sharded = NamedSharding(mesh, P("data"))
         self._train = jax.jit(partial(train_step, cfg=cfg, tx=self.tx), donate_argnums=(0, 1))
@@ -233,7 +250,7 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
                          f"choose K dividing the clip length")
     mesh = make_mesh(devices)
     batch_size = global_batch_size(config, mesh)
-    stepper = Stepper(cfg, mesh, config.learning_rate)
+    stepper = Stepper(cfg, mesh, config.learning_rate, config.encoder_lr_scale)
     log.info("devices: %d x %s, global batch %d", mesh.devices.size,
              mesh.devices.flat[0].platform, batch_size)
 

@@ -44,7 +44,8 @@ import dataclasses
 import numpy as np
 
 SHAPES = ("flat", "spread", "vee")
-MOTIONS = ("move_right", "move_left", "wave")
+MOTIONS = ("hold", "sweep", "wave")
+LEFT, RIGHT = 0.3, 0.7  # band of horizontal hand positions (fraction of the width)
 CLASS_NAMES = tuple(f"{s}/{m}" for s in SHAPES for m in MOTIONS)
 NUM_VIDEOS = 900
 NUM_FRAMES = 24
@@ -124,13 +125,23 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
 
 
 def _trajectory(p: SceneParams, num_frames: int) -> np.ndarray:
-    """Horizontal hand position per frame, (n, t), in [0, 1) (the view wraps around)."""
+    """Horizontal hand position per frame, (n, t), inside the band [LEFT, RIGHT].
+
+    hold: the hand stays (a slight tremor); sweep: it crosses the band at constant speed, in a
+    random direction; wave: it swings back and forth twice. The centre is drawn so the hand
+    always stays in the band, which makes the positions of single frames similar for all
+    three motions.
+    """
     tau = np.linspace(0.0, 1.0, num_frames)[None, :]
     motion = (p.label % 3)[:, None]
-    sweep = p.travel[:, None] * tau
-    wave = p.wave_amp[:, None] * np.sin(2 * np.pi * tau + p.wave_phase[:, None])
-    path = np.where(motion == 0, sweep, np.where(motion == 1, -sweep, wave))
-    return np.mod(p.phase[:, None] + path, 1.0)
+    direction = np.where(p.wave_phase[:, None] > np.pi, 1.0, -1.0)
+    hold = 0.01 * np.sin(2 * np.pi * 3 * tau + p.wave_phase[:, None])
+    sweep = direction * p.travel[:, None] * (tau - 0.5)
+    wave = p.wave_amp[:, None] * np.sin(2 * np.pi * 2 * tau + p.wave_phase[:, None])
+    path = np.where(motion == 0, hold, np.where(motion == 1, sweep, wave))
+    reach = np.abs(path).max(axis=1, keepdims=True)
+    centre = LEFT + reach + p.phase[:, None] * (RIGHT - LEFT - 2 * reach)
+    return np.mod(centre + path, 1.0)
 
 
 def _hand_sdf(shape: str, px, py):
