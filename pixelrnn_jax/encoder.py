@@ -84,7 +84,9 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
     """Runs a cell over (b t h w) inputs, resetting every K frames; returns (b t/K h w).
 
     One `lax.scan` over the first K - 1 frames of every window (windows folded into the batch),
-    then the readout from the state entering frame K - 1.
+    then the readout from the state entering frame K - 1. Cells with `spec.per_frame` (camera
+    baselines) read out at every frame instead: one scan over all K frames of each window,
+    returning (b t h w).
     """
     b, t, h, w = x.shape
     k = cfg.K
@@ -102,6 +104,15 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
     def at(tree, i):
         return None if tree is None else jax.tree.map(lambda a: a[:, i], tree)
 
+    if spec.per_frame:
+        def frame(carry, inp):
+            terms_t, noise_t = inp
+            o = spec.output(p, carry, terms_t, noise_t, cfg)
+            return spec.step(p, carry, terms_t, noise_t, cfg), o
+
+        frames = jax.tree.map(lambda a: jnp.moveaxis(a, 1, 0), (terms, noise))
+        _, o = jax.lax.scan(frame, state, frames)
+        return jnp.moveaxis(o, 0, 1).reshape(b, t, h, w)
     if k > 1:
         def body(carry, inp):
             terms_t, noise_t = inp
@@ -114,7 +125,8 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
 
 
 class Encoder(nn.Module):
-    """Everything that runs on the sensor: (b t H W) intensities -> (b t/K h w) readouts."""
+    """Everything that runs on the sensor: (b t H W) intensities -> (b t/K h w) readouts
+    ((b t h w) for the per-frame camera baselines)."""
 
     config: ModelConfig
 
@@ -125,7 +137,7 @@ class Encoder(nn.Module):
         k_in, k_cnn, k_cell = _split(rng, 3)
         x = ops.max_pool(video.astype(jnp.float32), cfg.input_pool)
         b, t, h, w = x.shape
-        if cfg.binary:
+        if cfg.binary and spec.binarize_input:
             x = sign(add_noise(x, cfg.noise_input, k_in), cfg.m)
         planes = x.reshape(b * t, h, w)
         cnn_keys = _split(k_cnn, cfg.cnn_layers)
