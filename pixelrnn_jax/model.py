@@ -32,22 +32,31 @@ Array = jax.Array
 class Decoder(nn.Module):
     """Off-sensor decoder: one full-precision fully connected layer, readout -> classes.
 
-    Cells with `frame_decoder` (RAW, event camera) apply the layer to every readout frame
-    (b t h w) -> (b t classes); their video logits are the mean over frames.
+    The readout of each video is standardized (zero mean, unit variance over its values)
+    before the layer, which makes the decoder indifferent to the sensor's gain and offset, and
+    the layer acts on x / sqrt(D) (D readout values) so an Adam step moves the logits by about
+    the learning rate whatever the readout size.
+
+    Cells with `frame_decoder` (RAW, event camera) apply the layer to every readout frame on
+    its own, standardized per frame: (b t h w) -> (b t classes); their video logits are the
+    mean over the frames.
     """
 
     config: ModelConfig
 
     @nn.compact
     def __call__(self, readout: Array, per_frame: bool = False) -> Array:
-        dense = nn.Dense(self.config.num_classes, name="dense",
-                         kernel_init=nn.initializers.variance_scaling(0.1, "fan_in", "normal"))
-        if get_cell_spec(self.config.cell).frame_decoder:
-            logits = dense(readout.reshape(readout.shape[:2] + (-1,)))
-            return logits if per_frame else logits.mean(axis=1)
-        if per_frame:
+        frames = get_cell_spec(self.config.cell).frame_decoder
+        if per_frame and not frames:
             raise ValueError(_no_frame_logits(self.config))
-        return dense(readout.reshape(readout.shape[0], -1))
+        lead = readout.shape[:2] if frames else readout.shape[:1]
+        flat = readout.reshape(lead + (-1,)).astype(jnp.float32)
+        flat = (flat - flat.mean(-1, keepdims=True)) * jax.lax.rsqrt(
+            flat.var(-1, keepdims=True) + 1e-6)
+        flat = flat / np.sqrt(flat.shape[-1])
+        logits = nn.Dense(self.config.num_classes, name="dense",
+                          kernel_init=nn.initializers.normal(1.0))(flat)
+        return logits.mean(axis=1) if frames and not per_frame else logits
 
 
 def _no_frame_logits(config: ModelConfig) -> str:

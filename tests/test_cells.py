@@ -290,7 +290,7 @@ def test_one_scan_step_per_trace(name):
     counted = dataclasses.replace(spec, step=counting_step)
     cfg = _config(name, "1bit").replace(K=6)
     p = {k: jnp.ones((5, 5)) for k in spec.kernels} | {k: jnp.zeros(()) for k in spec.scalars}
-    jaxpr = jax.make_jaxpr(lambda x: scan_cell(counted, p, x, cfg))(jnp.ones((1, 12, 8, 8)))
+    jaxpr = jax.make_jaxpr(lambda x: scan_cell(counted, p, x, cfg))(jnp.ones((12, 1, 8, 8)))
     assert len(calls) <= 2
     assert "scan" in str(jaxpr)
 
