@@ -16,8 +16,9 @@ psi_o is the ternary quantizer with threshold `config.delta` (`quantizers.ternar
 -1 below -delta, 0 within, +1 above). Decoders (`PixelRNNModel.frame_logits`):
 
 * RAW: the decoder classifies every 256x256 frame on its own; S1.1.1 scores RAW by the
-  fraction of frames classified correctly (`frame_logits`). `classify` gives the mean of the
-  frame logits, a video-level score.
+  fraction of frames classified correctly (`frame_accuracy`: train and score it on
+  `frame_logits`, every frame labelled with its video's class). `classify` gives the mean of
+  the frame logits, a video-level score.
 * difference camera: the supplement does not say; here the decoder reads all 16 ternary
   frames at once (N = 16 x 64 x 64 inputs, S1.1's "N = the elements of the output"), as the
   RNN decoders read all their windows.
@@ -91,6 +92,7 @@ RAW = register(CellSpec(
     separate_output=True,
     per_frame=True,
     frame_decoder=True,
+    frame_accuracy=True,
     binarize_input=False,
     # Table S4 lists RAW at 1.50 bytes per pixel: one plane of 12-bit pixel values.
     value_bits=12,

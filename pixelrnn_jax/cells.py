@@ -77,6 +77,8 @@ class CellSpec:
     per_frame: bool = False
     # decoder scores every frame on its own; a video's logits are the mean over its frames
     frame_decoder: bool = False
+    # every frame is a sample: loss and accuracy over frames (RAW, supplement S1.1.1)
+    frame_accuracy: bool = False
     # binary configs binarize the input intensities; a camera keeps them
     binarize_input: bool = True
     # bits per stored feature value when not the precision's (RAW pixels: see accounting.py)

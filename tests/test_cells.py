@@ -350,3 +350,4 @@ def test_registry_lists_every_baseline():
     for name in CAMERAS:
         spec = cells.get_cell_spec(name)
         assert spec.per_frame and not spec.uses_cnn and not spec.kernels
+    assert [n for n in cells.CELLS if cells.get_cell_spec(n).frame_accuracy] == ["raw"]
