@@ -161,6 +161,14 @@ TABLE_S4_ROWS = _table_s4_rows()
 """The 17 models of supplement Table S4, (label, config), in the table's order."""
 
 
+def table_s4_models(precisions=("1bit", "32bit")) -> list[tuple[str, ModelConfig]]:
+    """Every trainable model of Table S4: each row at each of `precisions` it runs at,
+    as (label, config), e.g. ("1 CNN + GRU, 32bit", ...)."""
+    return [(f"{label}, {prec}", cfg.replace(precision=prec))
+            for label, cfg in TABLE_S4_ROWS for prec in precisions
+            if prec in get_cell_spec(cfg.cell).precisions]
+
+
 def table_s4() -> list[dict]:
     """Table S4's size columns, derived from the models of `TABLE_S4_ROWS`.
 

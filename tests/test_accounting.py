@@ -107,3 +107,12 @@ def test_summary_and_table_text():
     lines = accounting.format_summary(P.ModelConfig(cnn_layers=0, cell="event")).splitlines()
     assert any(ln.startswith("feature_bytes_per_pixel_32bit") and ln.endswith(" -")
                for ln in lines)
+
+
+def test_table_s4_models_cover_both_columns():
+    models = accounting.table_s4_models()
+    assert len(models) == 14 * 2 + 3          # RNN rows at both precisions, cameras at one
+    labels = [label for label, _ in models]
+    assert "RAW, 32bit" in labels and "RAW, 1bit" not in labels
+    assert "Event Camera, 1bit" in labels and "2 CNN + LSTM, 32bit" in labels
+    assert all(cfg.precision in label for label, cfg in models)
