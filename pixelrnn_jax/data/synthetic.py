@@ -44,7 +44,7 @@ import dataclasses
 import numpy as np
 
 SHAPES = ("flat", "spread", "vee")
-MOTIONS = ("move_right", "move_left", "wave")
+MOTIONS = ("hold", "swing", "nod")
 CLASS_NAMES = tuple(f"{s}/{m}" for s in SHAPES for m in MOTIONS)
 NUM_VIDEOS = 900
 NUM_FRAMES = 24
@@ -114,8 +114,8 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
     tex[..., 0] *= 1.0 / 3  # three waves, at most +-7 gray levels together
     return SceneParams(
         label=(np.arange(n) % len(CLASS_NAMES)).astype(np.int32),
-        phase=u(0, 1), travel=u(0.35, 0.5), wave_amp=u(0.12, 0.18),
-        wave_phase=u(0, 2 * np.pi), cy=u(0.45, 0.6), scale=u(0.2, 0.25),
+        phase=u(0, 1), travel=u(0.35, 0.5), wave_amp=u(0.09, 0.13),
+        wave_phase=u(0, 2 * np.pi), cy=u(0.5, 0.6), scale=u(0.2, 0.24),
         angle=np.deg2rad(u(-12, 12)), hand_gray=u(195, 230), bg_gray=u(25, 60),
         tex=tex, gain=u(0.8, 1.2), grad=u(-0.08, 0.08, 2),
         flicker=np.stack([u(0, 0.04), u(0, 2 * np.pi)], axis=-1),
@@ -123,14 +123,22 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
     )
 
 
-def _trajectory(p: SceneParams, num_frames: int) -> np.ndarray:
-    """Horizontal hand position per frame, (n, t), in [0, 1) (the view wraps around)."""
+def _trajectory(p: SceneParams, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hand position per frame: x (n, t) and y (n, t), fractions of the frame.
+
+    hold: the hand stays (a slight tremor); swing: it swings left and right; nod: it swings
+    up and down. Both swings start at a random phase, and the centre of every video is
+    jittered by about as much as the swings move the hand, so a single frame's position
+    says little about the motion.
+    """
     tau = np.linspace(0.0, 1.0, num_frames)[None, :]
     motion = (p.label % 3)[:, None]
-    sweep = p.travel[:, None] * tau
-    wave = p.wave_amp[:, None] * np.sin(2 * np.pi * tau + p.wave_phase[:, None])
-    path = np.where(motion == 0, sweep, np.where(motion == 1, -sweep, wave))
-    return np.mod(p.phase[:, None] + path, 1.0)
+    osc = np.sin(2 * np.pi * 1.5 * tau + p.wave_phase[:, None])
+    tremor = 0.008 * np.sin(2 * np.pi * 3 * tau + p.wave_phase[:, None])
+    dx = np.where(motion == 1, p.wave_amp[:, None] * osc, tremor)
+    dy = np.where(motion == 2, 0.75 * p.wave_amp[:, None] * osc, 0.0)
+    x = 0.4 + 0.2 * p.phase[:, None] + dx
+    return np.mod(x, 1.0), p.cy[:, None] + dy
 
 
 def _hand_sdf(shape: str, px, py):
@@ -149,10 +157,10 @@ def render(params: SceneParams, size: int = 64, num_frames: int = NUM_FRAMES) ->
     """Renders videos as raw gray levels, uint8 (n, t, size, size)."""
     n = len(params)
     out = np.empty((n, num_frames, size, size), np.uint8)
-    xs = _trajectory(params, num_frames)
+    xs, ys = _trajectory(params, num_frames)
     grid = (np.arange(size, dtype=np.float32) + 0.5) / size
     for i in range(n):
-        out[i] = _render_one(params.take(i), xs[i], grid)
+        out[i] = _render_one(params.take(i), xs[i], ys[i], grid)
     return out
 
 
@@ -162,7 +170,7 @@ def _reach(shape: str) -> float:
     return max(tips + [max(_PALM)]) + 0.05
 
 
-def _render_one(p: SceneParams, xs, grid) -> np.ndarray:
+def _render_one(p: SceneParams, xs, ys, grid) -> np.ndarray:
     t, side = len(xs), len(grid)
     f32 = np.float32
     gx, gy = grid[None, :], grid[:, None]
@@ -175,11 +183,11 @@ def _render_one(p: SceneParams, xs, grid) -> np.ndarray:
     half = int(np.ceil(_reach(shape) * p.scale * side)) + 1
     win = 2 * half
     ox = np.rint(xs * side).astype(int) - half  # window origin per frame, may be < 0
-    oy = int(np.rint(p.cy * side)) - half
+    oy = np.rint(ys * side).astype(int) - half  # per frame
     coords = (np.arange(win, dtype=f32) + 0.5) / side
     dx = (ox[:, None] / side).astype(f32)[:, None, :] + coords[None, None, :] \
         - xs[:, None, None].astype(f32)
-    dy = (oy / side + coords[None, :, None] - p.cy).astype(f32)
+    dy = (oy[:, None, None] / side + coords[None, :, None] - ys[:, None, None]).astype(f32)
     s = f32(p.scale)
     c, sn = f32(np.cos(p.angle)), f32(np.sin(p.angle))
     hx, hy = (c * dx + sn * dy) / s, (c * dy - sn * dx) / s
@@ -191,9 +199,9 @@ def _render_one(p: SceneParams, xs, grid) -> np.ndarray:
     alpha = np.zeros((t, side + 2 * win, side + 2 * win), f32)
     light = np.zeros_like(alpha)
     for k in range(t):
-        ys, xk = slice(oy + win, oy + 2 * win), slice(ox[k] + win, ox[k] + 2 * win)
-        alpha[k, ys, xk] = cover[k]
-        light[k, ys, xk] = hand[k]
+        yk, xk = slice(oy[k] + win, oy[k] + 2 * win), slice(ox[k] + win, ox[k] + 2 * win)
+        alpha[k, yk, xk] = cover[k]
+        light[k, yk, xk] = hand[k]
 
     def fold(a):
         view = a[:, win:win + side, win:win + side].copy()
