@@ -19,9 +19,11 @@ GRID = (4, 4)
 KERNEL = 5
 TAPS = tuple((dy, dx) for dy in range(KERNEL - 1, -1, -1) for dx in range(KERNEL))
 CELL_BLOCKS = {"w_f": (1, 1), "u_f": (1, 2), "w_o": (2, 1), "u_o": (2, 2)}
+# The gate program runs on the central 2 x 2 blocks; positions below are within them.
 CENTRAL = (slice(1, 3), slice(1, 3))
-CELL_INPUT_COL, CELL_HIDDEN_COL = 1, 2
-FORGET_BLOCK, OUTPUT_BLOCK = (1, 2), (2, 2)
+GATE_COLS = (0, 1)          # x_t's column, h's column
+FORGET_BLOCK = (0, 1)       # block (1, 2) of the array
+OUTPUT_BLOCK = (1, 1)       # block (2, 2) of the array, the one read out
 
 
 def channel_of_block(by: int, bx: int) -> int:

@@ -35,10 +35,10 @@ Noise (`NoiseModel`, every source configurable and switchable off):
   * decay: `tick` (once per frame) scales every analog register by `1 - decay`, and every
     neighbour transfer by `1 - transfer_decay`.
 The Gaussian samples come from a bank of i.i.d. N(0, 1) values drawn once per run from the
-run's key (`source="bank"`): each operation reads a window of the bank at a random offset,
-with a random sign, both hashed from the run's key and the operation's count. Every sample
-is exactly N(0, std^2); two operations share values only where their windows overlap, and
-then at different pixels. `source="fresh"` draws new normals for every operation instead:
+run's key (`source="bank"`): each operation reads, for every video, a window of the bank at
+a random offset with a random sign, hashed from the run's key, the operation's count and
+the video's index. Every sample is exactly N(0, std^2); two windows share values only where
+they overlap, and then (unless their offsets coincide) at different pixels. `source="fresh"` draws new normals for every operation instead:
 the same statistics, but much slower on a CPU.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class NoiseModel:
       transfer_decay: fraction lost per pixel moved by a shift.
       saturation: (low, high) range of the analog registers, or None for no clipping.
       source: "bank" (fast, see the module docstring) or "fresh" normals per operation.
-      bank_factor: the bank holds `bank_factor` times the largest plane's samples.
+      bank_factor: the bank holds `bank_factor` times the samples of one video's plane.
 
     `gain`, `op_std` and `pixel_gain_std` of the default satisfy: mean of "add 10" = 10.73 and
     std = sqrt((10.73 * pixel_gain_std)^2 + op_std^2) = 2.90. `decay` and `transfer_decay` are
@@ -272,8 +272,9 @@ def bank_key(rng: Array) -> Array:
 
 
 def draw_bank(noise: NoiseModel, shape: Sequence[int], key: Array) -> Array:
-    """The i.i.d. N(0, 1) bank for planes of `shape`: `bank_factor` planes' worth of samples."""
-    return jax.random.normal(key, (noise.bank_factor * math.prod(shape),), jnp.float32)
+    """The i.i.d. N(0, 1) bank for planes of `shape` (..., gy, gx, s, s): `bank_factor` times
+    the samples of one video's plane, whatever the batch."""
+    return jax.random.normal(key, (noise.bank_factor * math.prod(shape[-4:]),), jnp.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -389,17 +390,22 @@ class Machine:
         if self.noise.source == "fresh":
             z = jax.random.normal(jax.random.fold_in(self.key, count), self.shape, jnp.float32)
             return state, std * z
-        n = math.prod(self.shape)
+        chunk = math.prod(self.shape[-4:])   # one video's plane
+        videos = math.prod(self.shape[:-4])
         m = self.bank.shape[0]
-        if n > m:
-            raise ValueError(f"noise bank of {m} samples is smaller than a plane of {n}")
-        # A counter-based hash picks the window: one integer mix per operation, where a
-        # threefry split per operation would dominate compile time.
-        h = _mix32(self.key[0] ^ _mix32(count + self.key[1]))
-        offset = (h % jnp.uint32(m - n + 1)).astype(jnp.int32)
-        scale = jnp.where((_mix32(h) & 1) == 1, std, -std).astype(jnp.float32)
-        z = jax.lax.dynamic_slice(self.bank, (offset,), (n,)).reshape(self.shape)
-        return state, scale * z
+        if chunk > m:
+            raise ValueError(f"noise bank of {m} samples is smaller than a plane of {chunk}")
+        # A counter-based hash picks each video's window: a few integer mixes per operation,
+        # where a threefry split per operation would dominate compile time.
+        base = _mix32(self.key[0] ^ _mix32(count + self.key[1]))
+        h = _mix32(base + jnp.arange(videos, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9))
+        offsets = (h % jnp.uint32(m - chunk + 1)).astype(jnp.int32)
+        signs = jnp.where((_mix32(h ^ base) & 1) == 1, std, -std).astype(jnp.float32)
+        if videos == 1:
+            window = jax.lax.dynamic_slice(self.bank, offsets, (chunk,))
+            return state, (window * signs[0]).reshape(self.shape)
+        windows = jax.vmap(lambda o: jax.lax.dynamic_slice(self.bank, (o,), (chunk,)))(offsets)
+        return state, (windows * signs[:, None]).reshape(self.shape)
 
     def _clip(self, v: Array) -> Array:
         if self.noise.saturation is None:

@@ -169,34 +169,42 @@ def cnn_layer(m: Machine, s: State, planes: Array, threshold: Array,
     return m.d_compact(s, X, CNN_OUT, stride=4)
 
 
-def cell_step(m: Machine, s: State, planes: Array, theta: Array,
+def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
               opts: ProgramOptions) -> tuple[State, Array]:
-    """One PixelRNN step on the central blocks; returns the state and o_t (units)."""
-    inc = opts.increment
+    """One PixelRNN step, run with only the four central blocks selected (`layout`).
+
+    planes: (25, 4, 4, s, s) gate weight planes. Returns the state and o_t (units).
+    """
     rows, cols = layout.CENTRAL
-    s = m.threshold(s, H_BITS, HIDDEN, 0.0)            # refresh: snap h to bits
-    s = m.d_load(s, MASK, block_mask(m.grid, cols=[layout.CELL_INPUT_COL]))
-    s = m.d_mux(s, CELL_IN, MASK, X, H_BITS)
-    s = m.on_blocks(s, rows, cols,                     # the four gate blocks selected
-                    lambda vm, v: conv_taps(vm, v, planes[:, rows, cols], GATES, CELL_IN, inc))
-    # input terms one block east, onto the hidden terms
-    s = m.shift(s, TRANSFER, GATES, "east", m.block, boundary="array")
-    s = m.d_load(s, MASK, block_mask(m.grid, cols=[layout.CELL_HIDDEN_COL]))
-    s = m.add(s, GATES, GATES, TRANSFER, where=MASK)
-    # forget gate in (1, 2), copied to (2, 2); h <- f XNOR h in both
-    s = m.threshold(s, F_BITS, GATES, theta, scale=inc)
-    s = m.d_shift(s, TMP, F_BITS, "south", m.block, boundary="array")
-    s = m.d_load(s, MASK, block_mask(m.grid, rows=[layout.FORGET_BLOCK[0]]))
-    s = m.d_mux(s, F_BITS, MASK, F_BITS, TMP)
-    s = m.d_xnor(s, H_NEW, F_BITS, H_BITS)
-    s = m.d_load(s, MASK, block_mask(m.grid, rows=[1, 2], cols=[layout.CELL_HIDDEN_COL]))
-    s = m.d_and(s, TMP, H_NEW, MASK)
-    s = m.load(s, HIDDEN, opts.hidden_units, where=TMP)
-    s = m.d_not(s, TMP, H_NEW)
-    s = m.d_and(s, TMP, TMP, MASK)
-    s = m.load(s, HIDDEN, -opts.hidden_units, where=TMP)
-    by, bx = layout.OUTPUT_BLOCK
-    o = m.read(s, GATES)[..., by, bx, :, :]
+    (ix, hx), (fy, fx), (oy, ox) = layout.GATE_COLS, layout.FORGET_BLOCK, layout.OUTPUT_BLOCK
+
+    def gates(vm: Machine, v: State) -> State:
+        inc = opts.increment
+        v = jax.lax.cond(reset, lambda st: vm.load(st, HIDDEN, opts.hidden_units),
+                         lambda st: st, v)               # h_0 = +1 at a window's start
+        v = vm.threshold(v, H_BITS, HIDDEN, 0.0)           # refresh: snap h to bits
+        v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[ix]))
+        v = vm.d_mux(v, CELL_IN, MASK, X, H_BITS)          # x_t left, h right
+        v = conv_taps(vm, v, planes[:, rows, cols], GATES, CELL_IN, inc)
+        # the input terms one block east, onto the hidden terms
+        v = vm.shift(v, TRANSFER, GATES, "east", vm.block, boundary="array")
+        v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[hx]))
+        v = vm.add(v, GATES, GATES, TRANSFER, where=MASK)
+        # forget gate in the upper block, copied to the lower; h <- f XNOR h in both
+        v = vm.threshold(v, F_BITS, GATES, theta, scale=inc)
+        v = vm.d_shift(v, TMP, F_BITS, "south", vm.block, boundary="array")
+        v = vm.d_load(v, MASK, block_mask(vm.grid, rows=[fy]))
+        v = vm.d_mux(v, F_BITS, MASK, F_BITS, TMP)
+        v = vm.d_xnor(v, H_NEW, F_BITS, H_BITS)
+        v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[hx]))
+        v = vm.d_and(v, TMP, H_NEW, MASK)
+        v = vm.load(v, HIDDEN, opts.hidden_units, where=TMP)
+        v = vm.d_not(v, TMP, H_NEW)
+        v = vm.d_and(v, TMP, TMP, MASK)
+        return vm.load(v, HIDDEN, -opts.hidden_units, where=TMP)
+
+    s = m.on_blocks(s, rows, cols, gates)
+    o = m.read(s, GATES)[..., rows, cols, :, :][..., oy, ox, :, :]
     return s, o
 
 
@@ -204,12 +212,11 @@ def frame_step(m: Machine, w: WeightPlanes, s: State, frame: Array, reset: Array
                opts: ProgramOptions) -> tuple[State, Array]:
     """The whole program for one frame (b s s) of every video; returns o_t in model units."""
     block = m.block
-    s = jax.lax.cond(reset, lambda st: m.load(st, HIDDEN, opts.hidden_units), lambda st: st, s)
     s = m.load(s, ACC, frame[..., None, None, :, :] * opts.input_units)
     s = m.threshold(s, X, ACC, 0.0)
     for planes, threshold in zip(w.cnn, w.cnn_threshold):
         s = cnn_layer(m, s, _tap_planes(planes, block), threshold, opts.increment)
-    s, o = cell_step(m, s, _tap_planes(w.cell, block), w.theta, opts)
+    s, o = cell_step(m, s, _tap_planes(w.cell, block), w.theta, reset, opts)
     s = m.tick(s)
     return s, o / jnp.float32(opts.increment)
 
