@@ -1,5 +1,5 @@
 """pixelrnn_jax: end-to-end-optimised in-pixel recurrent perception in JAX/Flax."""
-from pixelrnn_jax import accounting, cells, ops, quantizers
+from pixelrnn_jax import accounting, cells, official, ops, quantizers, recordings
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.model import (Decoder, PixelRNNModel, check_video, classify, decode, encode,
                                 init)
@@ -12,5 +12,5 @@ __all__ = [
     "ModelConfig", "PixelRNNModel", "Encoder", "InPixelCNN", "Decoder",
     "init", "encode", "classify", "decode", "check_video",
     "sign", "heaviside", "ternary",
-    "accounting", "cells", "ops", "quantizers",
+    "accounting", "cells", "official", "ops", "quantizers", "recordings",
 ]

@@ -50,6 +50,13 @@ def onsensor_params(config: ModelConfig) -> int:
     return total + spec.counted_scalars
 
 
+def cnn_params(config: ModelConfig) -> int:
+    """Parameters of the in-pixel CNN layers alone (Table 1: 401 per layer)."""
+    enc = _param_shapes(config).get("encoder", {})
+    return sum(math.prod(leaf.shape) for name, tree in enc.items() if name.startswith("cnn_")
+               for leaf in jax.tree.leaves(tree))
+
+
 def decoder_params(config: ModelConfig, num_frames: int = FRAMES) -> int:
     """Parameters of the off-sensor decoder for `num_frames`-frame videos."""
     video = jax.ShapeDtypeStruct((1, num_frames, config.frame_size, config.frame_size),

@@ -5,7 +5,8 @@ the accounting needs (state planes, output plane), and three pure functions the 
 calls:
 
   input_terms(p, x, cfg)            all input-only terms for every frame, one batched op
-                                     outside the scan (e.g. w_f * x_t);  x: (n t h w)
+                                     outside the scan (e.g. w_f * x_t);  x: (t n h w),
+                                     time-major: the scan walks the leading axis
   step(p, state, terms_t, noise_t, cfg) -> state      one frame, inside `lax.scan`
   output(p, state, terms_t, noise_t, cfg) -> o         the readout at the last frame of a
                                      window, from the state entering that frame

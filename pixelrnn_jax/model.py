@@ -25,15 +25,24 @@ Array = jax.Array
 
 
 class Decoder(nn.Module):
-    """Off-sensor decoder: one full-precision fully connected layer, readout -> classes."""
+    """Off-sensor decoder: one full-precision fully connected layer, readout -> classes.
+
+    The readout of each video is standardized (zero mean, unit variance over its values)
+    before the layer, which makes the decoder indifferent to the sensor's gain and offset, and
+    the layer acts on x / sqrt(D) (D readout values) so an Adam step moves the logits by about
+    the learning rate whatever the readout size.
+    """
 
     config: ModelConfig
 
     @nn.compact
     def __call__(self, readout: Array) -> Array:
-        flat = readout.reshape(readout.shape[0], -1)
+        flat = readout.reshape(readout.shape[0], -1).astype(jnp.float32)
+        flat = (flat - flat.mean(-1, keepdims=True)) * jax.lax.rsqrt(
+            flat.var(-1, keepdims=True) + 1e-6)
+        flat = flat / np.sqrt(flat.shape[-1])
         return nn.Dense(self.config.num_classes, name="dense",
-                        kernel_init=nn.initializers.variance_scaling(0.1, "fan_in", "normal"))(flat)
+                        kernel_init=nn.initializers.normal(1.0))(flat)
 
 
 class PixelRNNModel(nn.Module):

@@ -25,12 +25,7 @@ PAD = KERNEL // 2
 POOL = 4
 
 
-def conv5x5(x: Array, w: Array) -> Array:
-    """Cross-correlation of planes `x` (... h w) with one 5x5 kernel `w` (5 5), zero padding 2.
-
-    The semantics of PyTorch's `conv2d(x, w, padding=2)` for one input and one output plane,
-    written as 25 shifted multiply-adds, which XLA fuses into one loop.
-    """
+def _shift_add(x: Array, w: Array) -> Array:
     h, wd = x.shape[-2:]
     pad = [(0, 0)] * (x.ndim - 2) + [(PAD, PAD), (PAD, PAD)]
     xp = jnp.pad(x, pad)
@@ -40,6 +35,36 @@ def conv5x5(x: Array, w: Array) -> Array:
             term = xp[..., dy:dy + h, dx:dx + wd] * w[dy, dx]
             out = term if out is None else out + term
     return out
+
+
+@jax.custom_vjp
+def conv5x5(x: Array, w: Array) -> Array:
+    """Cross-correlation of planes `x` (... h w) with one 5x5 kernel `w` (5 5), zero padding 2.
+
+    The semantics of PyTorch's `conv2d(x, w, padding=2)` for one input and one output plane,
+    written as 25 shifted multiply-adds, which XLA fuses into one loop. The VJP is written
+    out the same way (the input gradient is the correlation with the flipped kernel, the
+    kernel gradient 25 shifted inner products) instead of autodiff's 25 pad-and-add planes.
+    """
+    return _shift_add(x, w)
+
+
+def _conv5x5_fwd(x, w):
+    return _shift_add(x, w), (x, w)
+
+
+def _conv5x5_bwd(res, g):
+    x, w = res
+    h, wd = x.shape[-2:]
+    dx = _shift_add(g, w[::-1, ::-1])
+    pad = [(0, 0)] * (x.ndim - 2) + [(PAD, PAD), (PAD, PAD)]
+    xp = jnp.pad(x, pad)
+    dw = jnp.stack([jnp.sum(g * xp[..., dy:dy + h, dx_:dx_ + wd])
+                    for dy in range(KERNEL) for dx_ in range(KERNEL)]).reshape(KERNEL, KERNEL)
+    return dx, dw.astype(w.dtype)
+
+
+conv5x5.defvjp(_conv5x5_fwd, _conv5x5_bwd)
 
 
 def conv5x5_reference(x: Array, w: Array) -> Array:
@@ -97,13 +122,18 @@ def _shifted(ph: Array, s: int, t: int, h: int, w: int) -> Array:
     return ph[:, s % 4, t % 4, s // 4:s // 4 + h, t // 4:t // 4 + w]
 
 
-def _window_values(ph: Array, w: Array, a: int, b: int, h: int, wd: int) -> Array:
-    """Conv output at positions (4i + a, 4j + b) for all channels: (n c h w)."""
+def _tiled_weights(w: Array) -> Array:
+    """(c 5 5) -> (4 4 5 5) indexed [rb, cb]: channel c = 4 cb + rb (the `tile` layout)."""
+    return w.reshape(4, 4, KERNEL, KERNEL).transpose(1, 0, 2, 3)
+
+
+def _window_values(ph: Array, wt: Array, a: int, b: int, h: int, wd: int) -> Array:
+    """Conv output at positions (4i + a, 4j + b) for all channels: (n 4 h 4 w), tiled."""
     acc = None
     for dy in range(KERNEL):
         for dx in range(KERNEL):
-            xs = _shifted(ph, a + dy, b + dx, h, wd)[:, None]
-            term = xs * w[None, :, dy, dx, None, None]
+            xs = _shifted(ph, a + dy, b + dx, h, wd)[:, None, :, None, :]
+            term = xs * wt[None, :, None, :, None, dy, dx]
             acc = term if acc is None else acc + term
     return acc
 
@@ -113,11 +143,11 @@ def _pooled_conv_fwd_impl(x: Array, w: Array, exact: bool):
     h, wd = hh // POOL, ww // POOL
     dtype = jnp.int16 if exact else jnp.float32
     ph = _phases(x.astype(dtype))
-    wq = w.astype(dtype)
+    wt = _tiled_weights(w.astype(dtype))
     best = arg = None
     for a in range(POOL):
         for b in range(POOL):
-            v = _window_values(ph, wq, a, b, h, wd)
+            v = _window_values(ph, wt, a, b, h, wd)
             if best is None:
                 best, arg = v, jnp.zeros(v.shape, jnp.int8)
             else:
@@ -129,12 +159,14 @@ def _pooled_conv_fwd_impl(x: Array, w: Array, exact: bool):
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def pooled_conv(x: Array, w: Array, exact: bool = False, input_grad: bool = True) -> Array:
-    """max over each 4x4 window of relu(conv(x, w_c)) for 16 kernels at once.
+    """max over each 4x4 window of relu(conv(x, w_c)) for 16 kernels at once, tiled.
 
-    x: (n h w) planes, h and w multiples of 4.  w: (c 5 5) kernels (already quantized).
-    Returns (n c h/4 w/4) float32. `exact=True` computes in int16, exact for +-1 (or small
-    integer) inputs and weights. `input_grad=False` skips the gradient to `x` (first layer:
-    its input is data).
+    x: (n h w) planes, h and w multiples of 4.  w: (16 5 5) kernels (already quantized).
+    Returns (n 4 h/4 4 w/4) float32 indexed [n, rb, i, cb, j] for channel c = 4 cb + rb,
+    so `.reshape(n, h, w)` is the sensor's tiled plane (`tile` of the (n c h/4 w/4) maps)
+    without a transpose: the 16 maps are computed directly in that layout.
+    `exact=True` computes in int16, exact for +-1 (or small integer) inputs and weights.
+    `input_grad=False` skips the gradient to `x` (first layer: its input is data).
     """
     return _pooled_conv_fwd_impl(x, w, exact)[0]
 
@@ -152,27 +184,28 @@ def _pooled_conv_bwd(exact, input_grad, res, g):
     # relu: no gradient where the window's maximum was <= 0
     g = jnp.where(pooled > 0, g, 0.0)
     ph = _phases(xs)
-    dw = []
+    dwt = []
     for dy in range(KERNEL):
-        row = []
         for dx in range(KERNEL):
             patch = jnp.zeros(g.shape, xs.dtype)
             for a in range(POOL):
                 for b in range(POOL):
-                    patch = jnp.where(arg == POOL * a + b,
-                                      _shifted(ph, a + dy, b + dx, h, wd)[:, None], patch)
-            row.append(jnp.einsum("ncij,ncij->c", g, patch.astype(jnp.float32)))
-        dw.append(jnp.stack(row, axis=-1))
-    dw = jnp.stack(dw, axis=-2).astype(w.dtype)
+                    xsab = _shifted(ph, a + dy, b + dx, h, wd)[:, None, :, None, :]
+                    patch = jnp.where(arg == POOL * a + b, xsab, patch)
+            dwt.append(jnp.einsum("nrics,nrics->rc", g, patch.astype(jnp.float32)))
+    # (25, rb, cb) -> (c = 4 cb + rb, 5, 5)
+    dw = jnp.stack(dwt).reshape(KERNEL, KERNEL, 4, 4).transpose(3, 2, 0, 1).reshape(16, KERNEL,
+                                                                                 KERNEL)
+    dw = dw.astype(w.dtype)
     if not input_grad:
-        return jnp.zeros(xs.shape, jnp.float32 if exact else xs.dtype), dw
+        return jnp.zeros(xs.shape, jnp.float32), dw
     # gradient to the input: scatter each window's gradient back through its arg-max patch
-    wf = w.astype(jnp.float32)
+    wt = _tiled_weights(w.astype(jnp.float32)).reshape(4, 4, KERNEL * KERNEL)
     acc = {}
     for a in range(POOL):
         for b in range(POOL):
             m = jnp.where(arg == POOL * a + b, g, 0.0)
-            v = jnp.einsum("ncij,ck->nijk", m, wf.reshape(wf.shape[0], -1))
+            v = jnp.einsum("nrics,rck->nisk", m, wt)
             for dy in range(KERNEL):
                 for dx in range(KERNEL):
                     key = (a + dy, b + dx)
@@ -183,7 +216,7 @@ def _pooled_conv_bwd(exact, input_grad, res, g):
         oy, ox = s // 4, t // 4
         dph = dph.at[:, s % 4, t % 4, oy:oy + h, ox:ox + wd].add(plane)
     dxp = dph.transpose(0, 3, 1, 4, 2).reshape(n, hh + 2 * PAD, ww + 2 * PAD)
-    return dxp[:, PAD:PAD + hh, PAD:PAD + ww].astype(jnp.float32), dw
+    return dxp[:, PAD:PAD + hh, PAD:PAD + ww], dw
 
 
 pooled_conv.defvjp(_pooled_conv_fwd, _pooled_conv_bwd)
@@ -200,4 +233,4 @@ def pooled_conv_reference(x: Array, w: Array) -> Array:
     win = y.reshape(n, c, h, POOL, wd, POOL).transpose(0, 1, 2, 4, 3, 5)
     win = win.reshape(n, c, h, wd, POOL * POOL)
     idx = jnp.argmax(win, axis=-1)
-    return jnp.take_along_axis(win, idx[..., None], axis=-1)[..., 0]
+    return jnp.take_along_axis(win, idx[..., None], axis=-1)[..., 0]  # (n c h/4 w/4)
