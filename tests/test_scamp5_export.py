@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 import pixelrnn_jax as pr
+from conftest import shared_file
+from pixelrnn_jax import official
 from pixelrnn_jax.scamp5 import (NoiseModel, WeightPlanes, export_weight_planes,
                                  import_weight_planes, layout, simulate, weight_planes)
+from pixelrnn_jax.scamp5.export import from_official, to_official
 
 from test_scamp5 import SMALL_INCREMENT, TWO_LAYERS, _random_binary_model, _video
 
@@ -56,13 +59,13 @@ def test_planes_hold_each_blocks_kernel(variables):
     assert layout.TAPS[:2] == ((4, 0), (4, 1)) and layout.TAPS[-1] == (0, 4)
 
 
-@pytest.mark.parametrize("fmt", ["npz", "pgm"])
+@pytest.mark.parametrize("fmt", ["npz", "pgm", "header"])
 def test_export_import_round_trip(variables, tmp_path, fmt):
     wp = weight_planes(variables, CFG)
     written = export_weight_planes(variables, tmp_path, CFG)
     assert sorted(p.name for p in written) == ["cell.pgm", "cnn_0.pgm", "cnn_1.pgm",
-                                               "weight_planes.npz"]
-    back = import_weight_planes(tmp_path, fmt=fmt)
+                                               "weight_planes.npz", "weights.h"]
+    back = import_weight_planes(tmp_path, fmt=fmt, block=CFG.plane_size)
     _assert_same(back, wp)
     kernels = back.kernels()
     enc = variables["params"]["encoder"]
@@ -81,6 +84,37 @@ def test_export_import_round_trip(variables, tmp_path, fmt):
             simulate(variables, video, CFG, noise=ideal, options=SMALL_INCREMENT))
 
 
+def test_header_slots_are_the_blocks(variables, tmp_path):
+    """The C++ header's kernel slot n holds block (n // 4, n % 4) in the planes' tap order."""
+    wp = weight_planes(variables, CFG)
+    ow = to_official(wp)
+    s = CFG.plane_size
+    for name, stack in (("conv1", wp.cnn[0]), ("conv2", wp.cnn[1])):
+        groups = official.conv_to_groups(getattr(ow, name))
+        vals = np.asarray(stack)[:, ::s, ::s]
+        for n, group in enumerate(groups):
+            assert group == list(vals[:, n // 4, n % 4])
+    vals = np.asarray(wp.cell)[:, ::s, ::s]
+    for name, slot in official.HIDDEN_SLOTS.items():
+        assert layout.CELL_BLOCKS[name] == divmod(slot, 4)
+        assert official.kernel_to_values(getattr(ow, name)) == list(vals[:, slot // 4, slot % 4])
+    _assert_same(from_official(ow, s), wp)
+
+
+def test_authors_weights_on_the_noise_free_program():
+    """The authors' lip-reading weights on their noise-free reference video: the simulated
+    chip reproduces their o_t to the stored precision."""
+    ref = dict(np.load(shared_file("tulips_reference_sample.npz")))
+    ow = official.load_weights_text(shared_file("official_weights/lip_iw10.txt"))
+    cfg = pr.ModelConfig(frame_size=64, K=16, cnn_layers=ow.cnn_layers)
+    video = np.where(ref["binarized"], 1.0, -1.0).astype(np.float32)  # (1, 16, 64, 64)
+    video = np.concatenate([video, video])                             # batch 2, as elsewhere
+    out = simulate(from_official(ow), video, cfg, noise=NoiseModel.ideal(saturation=None))
+    stored = ref["ft_ot"][:, -1, 64:128].astype(np.float32)           # o_t of the last frame
+    coded = np.floor(np.clip(np.asarray(out[:1, 0]) * 10 + 127, 0, 255))
+    np.testing.assert_array_equal(coded, stored)
+
+
 def test_chip_sized_mosaic(tmp_path):
     cfg = pr.ModelConfig()
     export_weight_planes(_random_binary_model(cfg, 3), tmp_path, cfg)
@@ -97,6 +131,8 @@ def test_import_errors(variables, tmp_path):
     export_weight_planes(variables, tmp_path, CFG)
     with pytest.raises(ValueError, match="fmt"):
         import_weight_planes(tmp_path, fmt="txt")
+    with pytest.raises(ValueError, match="block"):
+        import_weight_planes(tmp_path, fmt="header")
     # a PGM with a level that is no weight
     pgm = tmp_path / "cnn_0.pgm"
     data = bytearray(pgm.read_bytes())

@@ -13,8 +13,11 @@ Files (`export_weight_planes(weights, directory)`):
                       the tap order and the block side;
   cnn_<l>.pgm, cell.pgm  each stack as an 8-bit binary PGM mosaic of its 25 planes (tap k at
                       mosaic row k // 5, column k % 5; 0 = -1, 255 = +1, 128 = unused), its
-                      threshold and tap order in the header comments.
-`import_weight_planes` reads either form back bit for bit.
+                      threshold and tap order in the header comments;
+  weights.h           the sensor program's C++ header (`pixelrnn_jax.official.save_header`):
+                      its 16 kernel slots are these planes' 16 blocks (slot = 4 * block row +
+                      block column), its 25 values per kernel their tap order.
+`import_weight_planes` reads any of them back bit for bit.
 """
 from __future__ import annotations
 
@@ -26,13 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pixelrnn_jax import official
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.scamp5 import layout
 
 Array = jax.Array
 
 FORMAT = "pixelrnn_jax.scamp5.weight_planes/1"
+FORMATS = ("npz", "pgm", "header")
 NPZ_NAME = "weight_planes.npz"
+HEADER_NAME = "weights.h"
 _PGM_LEVELS = {-1: 0, 0: 128, 1: 255}
 
 
@@ -137,33 +143,67 @@ def weight_planes(variables, config: ModelConfig) -> WeightPlanes:
     """The deployed binary weights of `variables` as the program's register planes."""
     check_sensor_config(config)
     enc = _encoder_params(variables)
-    s = config.plane_size
-    ky, kx = _tap_index()
-    cnn, thresholds = [], []
+    cnn = []
     for i in range(config.cnn_layers):
         name = f"cnn_{i}"
         if name not in enc:
             raise ValueError(f"config has cnn_layers={config.cnn_layers} but the variables have "
                              f"no {name!r}; pass the config the model was built with")
-        kern = enc[name]["kernel"]
-        if tuple(kern.shape) != (16, layout.KERNEL, layout.KERNEL):
-            raise ValueError(f"{name} kernel must be (16, 5, 5), got {tuple(kern.shape)}")
-        bits = jnp.where(jnp.asarray(kern) >= 0, 1, -1)
-        chan = np.array([[layout.channel_of_block(by, bx) for bx in range(layout.GRID[1])]
-                         for by in range(layout.GRID[0])])
-        vals = bits[chan[None], ky[:, None, None], kx[:, None, None]]  # (25, gy, gx)
-        cnn.append(_planes_from_values(vals, s))
-        thresholds.append(jnp.asarray(enc[name]["threshold"], jnp.float32))
+        cnn.append((enc[name]["kernel"], enc[name]["threshold"]))
     cell = enc["cell"]
-    vals = jnp.zeros((len(layout.TAPS),) + layout.GRID, jnp.int32)
-    for name, (by, bx) in layout.CELL_BLOCKS.items():
+    for name in (*layout.CELL_BLOCKS, "theta"):
         if name not in cell:
             raise ValueError(f"the cell parameters have no {name!r}: not a PixelRNN cell")
+    return _build(cnn, cell, config.plane_size)
+
+
+def _build(cnn, cell, block: int) -> WeightPlanes:
+    """Planes from [(kernel (16 5 5), threshold)] per layer and the cell's kernels and theta;
+    kernels latent or +-1 (deployed as sign, sign(0) = +1)."""
+    ky, kx = _tap_index()
+    chan = np.array([[layout.channel_of_block(by, bx) for bx in range(layout.GRID[1])]
+                     for by in range(layout.GRID[0])])
+    stacks, thresholds = [], []
+    for i, (kern, threshold) in enumerate(cnn):
+        if tuple(np.shape(kern)) != (16, layout.KERNEL, layout.KERNEL):
+            raise ValueError(f"cnn_{i} kernel must be (16, 5, 5), got {tuple(np.shape(kern))}")
+        bits = jnp.where(jnp.asarray(kern) >= 0, 1, -1)
+        vals = bits[chan[None], ky[:, None, None], kx[:, None, None]]  # (25, gy, gx)
+        stacks.append(_planes_from_values(vals, block))
+        thresholds.append(jnp.asarray(threshold, jnp.float32))
+    vals = jnp.zeros((len(layout.TAPS),) + layout.GRID, jnp.int32)
+    for name, (by, bx) in layout.CELL_BLOCKS.items():
         bits = jnp.where(jnp.asarray(cell[name]) >= 0, 1, -1)
         vals = vals.at[:, by, bx].set(bits[ky, kx])
-    return WeightPlanes(cnn=tuple(cnn), cnn_threshold=tuple(thresholds),
-                        cell=_planes_from_values(vals, s),
+    return WeightPlanes(cnn=tuple(stacks), cnn_threshold=tuple(thresholds),
+                        cell=_planes_from_values(vals, block),
                         theta=jnp.asarray(cell["theta"], jnp.float32))
+
+
+def to_official(wp: WeightPlanes) -> official.OfficialWeights:
+    """The planes' kernels and thresholds as the authors' weights (for `official.save_header`,
+    whose 16 kernel slots are the 16 blocks of these planes, in the same tap order)."""
+    if wp.cnn_layers not in (1, 2):
+        raise ValueError(f"the authors' formats hold 1 or 2 CNN layers, the planes have "
+                         f"{wp.cnn_layers}")
+    k = wp.kernels()
+    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+    fields = {"conv1": f64(k["cnn_0"]), "thresh1": float(wp.cnn_threshold[0]),
+              "rnn_threshold": float(wp.theta), **{n: f64(k[n]) for n in layout.CELL_BLOCKS}}
+    if wp.cnn_layers == 2:
+        fields.update(conv2=f64(k["cnn_1"]), thresh2=float(wp.cnn_threshold[1]))
+    return official.OfficialWeights(**fields)
+
+
+def from_official(weights: official.OfficialWeights, block: int = 64) -> WeightPlanes:
+    """The authors' weights (`official.load_weights_text` / `load_header`) as register planes
+    for `block` x `block` blocks (64 on the chip)."""
+    cnn = [(weights.conv1, weights.thresh1)]
+    if weights.conv2 is not None:
+        cnn.append((weights.conv2, weights.thresh2))
+    cell = {n: getattr(weights, n) for n in layout.CELL_BLOCKS}
+    cell["theta"] = weights.rnn_threshold
+    return _build(cnn, cell, block)
 
 
 def as_weight_planes(weights, config: ModelConfig) -> WeightPlanes:
@@ -226,20 +266,33 @@ def export_weight_planes(weights, directory, config: ModelConfig | None = None) 
                     f"taps: {_taps_text()}",
                     "mosaic: tap k at row k // 5, column k % 5; 0 = -1, 255 = +1, 128 = unused"])
         written.append(path)
+    if weights.cnn_layers in (1, 2):
+        written.append(out / HEADER_NAME)
+        official.save_header(to_official(weights), written[-1])
     return written
 
 
-def import_weight_planes(path, fmt: str = "npz") -> WeightPlanes:
+def import_weight_planes(path, fmt: str = "npz", block: int | None = None) -> WeightPlanes:
     """Reads `export_weight_planes` output back exactly.
 
-    `path`: the export directory (or the .npz file itself); `fmt`: "npz" or "pgm".
+    `path`: the export directory (or the file itself); `fmt`: "npz", "pgm" or "header" (the
+    C++ header, which needs the `block` side the planes are for).
     """
     path = Path(path)
-    if fmt not in ("npz", "pgm"):
-        raise ValueError(f"fmt must be 'npz' or 'pgm', got {fmt!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     if not path.exists():
         raise FileNotFoundError(f"no weight planes at {path}: pass the directory written by "
                                 "export_weight_planes")
+    if fmt == "header":
+        file = path / HEADER_NAME if path.is_dir() else path
+        if not file.exists():
+            raise FileNotFoundError(f"{file} not found: export_weight_planes writes "
+                                    f"{HEADER_NAME} for 1 or 2 CNN layers")
+        if block is None:
+            raise ValueError("a header holds no plane size: pass block=64 (the chip) or the "
+                             "model's plane_size")
+        return from_official(official.load_header(file), block)
     if fmt == "npz":
         file = path / NPZ_NAME if path.is_dir() else path
         if not file.exists():
