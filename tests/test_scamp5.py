@@ -153,6 +153,20 @@ def test_saturation_changes_the_cnn_decision():
     assert bool(bits.all())                # 25 >= 13 in the model
 
 
+def test_batched_program_is_the_vmapped_program():
+    """Videos are a vectorized axis: the program on a batch equals `jax.vmap` of it."""
+    rng = np.random.default_rng(2)
+    bits = rng.random((2, 4, 4, 16, 16)) > 0.5
+    planes = jnp.asarray(rng.random((25, 4, 4, 1, 1)) > 0.5) & jnp.ones((16, 16), bool)
+
+    def layer(b):
+        m = Machine.create(IDEAL, b.shape)
+        s = m.d_load(m.init(), prog.X, b)
+        return prog.cnn_layer(m, s, planes, jnp.float32(1.0), 10.0).digital[prog.X]
+
+    np.testing.assert_array_equal(jax.jit(layer)(bits), jax.jit(jax.vmap(layer))(bits))
+
+
 def _random_binary_model(cfg: pr.ModelConfig, seed: int) -> dict:
     """Encoder variables with random latent weights (random +-1 kernels) and thresholds on
     and off the integer lattice, built with NumPy (no init to compile)."""

@@ -38,8 +38,9 @@ The Gaussian samples come from a bank of i.i.d. N(0, 1) values drawn once per ru
 run's key (`source="bank"`): each operation reads, for every video, a window of the bank at
 a random offset with a random sign, hashed from the run's key, the operation's count and
 the video's index. Every sample is exactly N(0, std^2); two windows share values only where
-they overlap, and then (unless their offsets coincide) at different pixels. `source="fresh"` draws new normals for every operation instead:
-the same statistics, but much slower on a CPU.
+they overlap, and then (unless their offsets coincide) at different pixels.
+`source="fresh"` draws new normals for every operation instead: the same statistics, but
+much slower on a CPU.
 """
 from __future__ import annotations
 
@@ -309,8 +310,9 @@ class Machine:
         """The machine for planes of `shape`, its noise drawn from `rng`.
 
         `bank`: the run's noise bank when it was drawn beforehand (`draw_bank`, the same key);
-        XLA fuses a bank drawn in the same computation into its readers and then regenerates
-        normals at every operation, so a fast run draws it in a separate call.
+        Drawn inside the same computation, the bank can be fused into its readers by XLA,
+        which then regenerates normals at every operation: a fast run draws it in a separate
+        call (as `simulate` does).
         """
         shape = tuple(int(d) for d in shape)
         if len(shape) < 4 or shape[-1] != shape[-2]:
@@ -320,10 +322,10 @@ class Machine:
             if rng is None:
                 raise ValueError("this noise model needs a PRNG key: pass rng=jax.random.key(..)"
                                  " or use NoiseModel.ideal()")
-            key, bank_key = jax.random.split(rng)
+            key, key_bank = jax.random.split(rng)   # key_bank == bank_key(rng)
             if noise.source == "bank":
                 if bank is None:
-                    bank = draw_bank(noise, shape, bank_key)
+                    bank = draw_bank(noise, shape, key_bank)
                 key = jax.random.bits(key, (2,), jnp.uint32)
         else:
             bank = None

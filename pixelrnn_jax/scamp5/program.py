@@ -8,10 +8,11 @@ Per frame, on every video of the batch at once:
    (dy, dx) shifts the binary input digitally by (dy - 2, dx - 2) inside each block (zero
    padding: pixels shifted in from outside the block are masked off), loads the tap's weight
    plane, XNORs weight and signal and adds `+increment` to the accumulator where the product
-   is +1, `-increment` where it is -1 (`Machine.add_signed`). Then ReLU (reset negatives), 4 x 4 max-pool by
-   neighbour shifts and comparisons (the window maximum lands on its top-left pixel),
-   threshold (`>= threshold` model units), and a digital compaction of the 16 pooled 16 x 16
-   maps into one s x s plane (tile layout, `layout`), written to every block.
+   is +1, `-increment` where it is -1 (`Machine.add_signed`). Then ReLU (reset negatives),
+   4 x 4 max-pool by neighbour shifts and comparisons (the window maximum lands on its
+   top-left pixel), threshold (`>= threshold` model units), and a digital compaction of the
+   16 pooled 16 x 16 maps into one s x s plane (tile layout, `layout`), written to every
+   block.
 3. PixelRNN (Figs. 5, S3) on the four central blocks: the stored hidden state (analog,
    +-`hidden_units`) is snapped to bits; x_t goes to blocks (1, 1) and (2, 1), h to (1, 2) and
    (2, 2); the four gate convolutions run at once; the input-term blocks are moved one block
@@ -49,7 +50,7 @@ MODES = ("ideal",)
 ACC, NEIGHBOUR, GATES, TRANSFER, HIDDEN = "A", "B", "C", "D", "F"
 # Digital.
 X = "R0"          # the current layer input (binary image or compacted CNN output)
-CELL_IN = "R1"    # x_t in column 1, h in column 2 of the central blocks
+CELL_IN = "R1"    # x_t in the left, h in the right column of the central blocks
 SHIFTED = "R2"    # the tap's shifted input, then its product with the weight
 WEIGHT = "R3"     # the tap's weight plane
 VALID = "R4"      # inside the block after the tap's shift
@@ -95,7 +96,7 @@ def _tap_planes(stack: Array, block: int) -> Array:
     return from_image(stack, block) > 0
 
 
-def repeat(m: Machine, s: State, body, xs, carried: tuple[str, ...]) -> State:
+def repeat(s: State, body, xs, carried: tuple[str, ...]) -> State:
     """Runs `body(state, x) -> state` for every x along the leading axis of `xs`, in order.
 
     The steps run as one `lax.scan` whose carry is only the analog registers named in
@@ -135,7 +136,7 @@ def conv_taps(m: Machine, s: State, planes: Array, acc: str, src: str,
         return m.add_signed(st, acc, acc, increment, sign=SHIFTED, where=VALID)
 
     s = m.reset(s, acc)
-    return repeat(m, s, step, (planes, offsets), carried=(acc,))
+    return repeat(s, step, (planes, offsets), carried=(acc,))
 
 
 # 4 x 4 max-pool: the neighbour 1 and 2 columns east, then 1 and 2 rows south
@@ -154,7 +155,7 @@ def max_pool_4x4(m: Machine, s: State, reg: str) -> State:
         st = m.compare(st, CMP, NEIGHBOUR, reg)
         return m.copy(st, reg, NEIGHBOUR, where=CMP)
 
-    return repeat(m, s, step, jnp.asarray(POOL_STEPS, jnp.int32), carried=(reg,))
+    return repeat(s, step, jnp.asarray(POOL_STEPS, jnp.int32), carried=(reg,))
 
 
 def cnn_layer(m: Machine, s: State, planes: Array, threshold: Array,
@@ -176,7 +177,7 @@ def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
     planes: (25, 4, 4, s, s) gate weight planes. Returns the state and o_t (units).
     """
     rows, cols = layout.CENTRAL
-    (ix, hx), (fy, fx), (oy, ox) = layout.GATE_COLS, layout.FORGET_BLOCK, layout.OUTPUT_BLOCK
+    (ix, hx), fy, (oy, ox) = layout.GATE_COLS, layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK
 
     def gates(vm: Machine, v: State) -> State:
         inc = opts.increment
