@@ -86,13 +86,18 @@ def _instruction_tour(x):
     s = m.neg(s, "F", "E")
     s = m.threshold(s, "R0", "A", 0.5)
     s = m.sub(s, "E", "E", "F", where="R0")
-    return s.analog
+    s = m.threshold(s, "R1", "A", 0.2, scale=5.0)
+    s = m.threshold(s, "R2", "A", 0.2, scale=5.0, strict=True)
+    s = m.d_xor(s, "R3", "R1", "R2")
+    return s.analog, s.digital["R3"]
 
 
 def test_instructions():
     x = jnp.asarray(np.random.default_rng(0).integers(-5, 6, (1, 4, 4, 8, 8)), jnp.float32)
-    a = {k: np.asarray(v) for k, v in _instruction_tour(x).items()}
+    analog, ties = _instruction_tour(x)
+    a = {k: np.asarray(v) for k, v in analog.items()}
     xn = np.asarray(x)
+    assert np.array_equal(np.asarray(ties), xn == 1.0)   # >= and > differ only at the level
     assert np.array_equal(a["B"][..., :-1, :], xn[..., 1:, :])       # north: one row up
     assert np.all(a["B"][..., -1, :] == 0)                             # zero fill per block
     assert np.array_equal(a["C"][..., 2:], xn[..., :-2])               # east: two columns right

@@ -543,8 +543,9 @@ class Machine:
         self._check(state, [a, b], "analog")
         return self._set_digital(state, dst, state.analog[a] > state.analog[b])
 
-    def threshold(self, state: State, dst: str, src: str, level, scale: float = 1.0) -> State:
-        """Digital dst <- src >= level * scale.
+    def threshold(self, state: State, dst: str, src: str, level, scale: float = 1.0,
+                  strict: bool = False) -> State:
+        """Digital dst <- src >= level * scale (src > level * scale with `strict`).
 
         Evaluated as `src / scale >= level`: with integer multiples of `scale` in `src` (the
         noise-free program) the comparison against a float32 `level` in model units is exact.
@@ -553,7 +554,8 @@ class Machine:
         v = state.analog[src]
         if scale != 1.0:
             v = v / jnp.float32(scale)
-        return self._set_digital(state, dst, v >= jnp.asarray(level, jnp.float32))
+        level = jnp.asarray(level, jnp.float32)
+        return self._set_digital(state, dst, v > level if strict else v >= level)
 
     # ---------------------------------------------------------------------------- digital
 
