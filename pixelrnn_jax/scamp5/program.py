@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -105,14 +106,17 @@ def repeat(s: State, body, xs, carried: tuple[str, ...]) -> State:
     the steps had run one after another, but XLA keeps the temporaries in the loop body
     instead of writing them out at every step.
     """
-    def step(carry, x):
+    n = jax.tree.leaves(xs)[0].shape[0]
+
+    def step(carry, i):
         regs, count = carry
+        x = jax.tree.map(lambda a: a[i], xs)
         st = body(s.replace(analog={**s.analog, **regs}, count=count), x)
         return ({k: st.analog[k] for k in carried}, st.count), None
 
-    head = jax.tree.map(lambda a: a[:-1], xs)
-    last = jax.tree.map(lambda a: a[-1], xs)
-    (regs, count), _ = jax.lax.scan(step, ({k: s.analog[k] for k in carried}, s.count), head)
+    init = ({k: s.analog[k] for k in carried}, s.count)
+    (regs, count), _ = jax.lax.scan(step, init, jnp.arange(n - 1))
+    last = jax.tree.map(lambda a: a[n - 1], xs)
     return body(s.replace(analog={**s.analog, **regs}, count=count), last)
 
 
@@ -209,17 +213,37 @@ def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
     return s, o
 
 
-def frame_step(m: Machine, w: WeightPlanes, s: State, frame: Array, reset: Array,
+def frame_step(m: Machine, w: LoadedPlanes, s: State, frame: Array, reset: Array,
                opts: ProgramOptions) -> tuple[State, Array]:
-    """The whole program for one frame (b s s) of every video; returns o_t in model units."""
-    block = m.block
+    """The whole program for one frame (b s s) of every video; returns o_t in model units.
+
+    `w`: the weight planes as the program loads them (`load_planes`).
+    """
     s = m.load(s, ACC, frame[..., None, None, :, :] * opts.input_units)
     s = m.threshold(s, X, ACC, 0.0)
     for planes, threshold in zip(w.cnn, w.cnn_threshold):
-        s = cnn_layer(m, s, _tap_planes(planes, block), threshold, opts.increment)
-    s, o = cell_step(m, s, _tap_planes(w.cell, block), w.theta, reset, opts)
+        s = cnn_layer(m, s, planes, threshold, opts.increment)
+    s, o = cell_step(m, s, w.cell, w.theta, reset, opts)
     s = m.tick(s)
     return s, o / jnp.float32(opts.increment)
+
+
+class LoadedPlanes(NamedTuple):
+    """`WeightPlanes` as the program's pattern writes read them: (25, 4, 4, s, s) bool tap
+    stacks (True = +1)."""
+
+    cnn: tuple
+    cnn_threshold: tuple
+    cell: Array
+    theta: Array
+
+
+def load_planes(w: WeightPlanes) -> LoadedPlanes:
+    """Converts the planes once per run (not once per frame)."""
+    block = w.block
+    return LoadedPlanes(cnn=tuple(_tap_planes(p, block) for p in w.cnn),
+                        cnn_threshold=w.cnn_threshold, cell=_tap_planes(w.cell, block),
+                        theta=w.theta)
 
 
 def plane_shape(video_shape: tuple[int, ...], input_pool: int) -> tuple[int, ...]:
@@ -241,10 +265,11 @@ def _simulate_jit(w: WeightPlanes, video: Array, rng, bank, k: int, input_pool: 
     b, t, side, _ = x.shape
     m = Machine.create(noise, plane_shape(video.shape, input_pool), rng, bank=bank)
     state = m.init()
+    loaded = load_planes(w)
 
     def body(st, inp):
         i, frame = inp
-        st, o = frame_step(m, w, st, frame, i % k == 0, opts)
+        st, o = frame_step(m, loaded, st, frame, i % k == 0, opts)
         return st, o
 
     _, outs = jax.lax.scan(body, state, (jnp.arange(t), jnp.moveaxis(x, 1, 0)))
