@@ -178,7 +178,8 @@ def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
               opts: ProgramOptions) -> tuple[State, Array]:
     """One PixelRNN step, run with only the four central blocks selected (`layout`).
 
-    planes: (25, 4, 4, s, s) gate weight planes. Returns the state and o_t (units).
+    planes: (25, 2, 2, s, s) gate weight planes of the central blocks. Returns the state and
+    o_t (units).
     """
     rows, cols = layout.CENTRAL
     (ix, hx), fy, (oy, ox) = layout.GATE_COLS, layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK
@@ -190,7 +191,7 @@ def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
         v = vm.threshold(v, H_BITS, HIDDEN, 0.0)           # refresh: snap h to bits
         v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[ix]))
         v = vm.d_mux(v, CELL_IN, MASK, X, H_BITS)          # x_t left, h right
-        v = conv_taps(vm, v, planes[:, rows, cols], GATES, CELL_IN, inc)
+        v = conv_taps(vm, v, planes, GATES, CELL_IN, inc)
         # the input terms one block east, onto the hidden terms
         v = vm.shift(v, TRANSFER, GATES, "east", vm.block, boundary="array")
         v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[hx]))
@@ -229,8 +230,8 @@ def frame_step(m: Machine, w: LoadedPlanes, s: State, frame: Array, reset: Array
 
 
 class LoadedPlanes(NamedTuple):
-    """`WeightPlanes` as the program's pattern writes read them: (25, 4, 4, s, s) bool tap
-    stacks (True = +1)."""
+    """`WeightPlanes` as the program's pattern writes read them: bool tap stacks (True = +1),
+    (25, 4, 4, s, s) for the CNN layers, (25, 2, 2, s, s) for the central gate blocks."""
 
     cnn: tuple
     cnn_threshold: tuple
@@ -240,10 +241,10 @@ class LoadedPlanes(NamedTuple):
 
 def load_planes(w: WeightPlanes) -> LoadedPlanes:
     """Converts the planes once per run (not once per frame)."""
-    block = w.block
+    block, (rows, cols) = w.block, layout.CENTRAL
     return LoadedPlanes(cnn=tuple(_tap_planes(p, block) for p in w.cnn),
-                        cnn_threshold=w.cnn_threshold, cell=_tap_planes(w.cell, block),
-                        theta=w.theta)
+                        cnn_threshold=w.cnn_threshold,
+                        cell=_tap_planes(w.cell, block)[:, rows, cols], theta=w.theta)
 
 
 def plane_shape(video_shape: tuple[int, ...], input_pool: int) -> tuple[int, ...]:
