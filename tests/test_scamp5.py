@@ -194,12 +194,14 @@ def _video(cfg: pr.ModelConfig, b: int, t: int, seed: int):
 # (config, batch, frames, ProgramOptions, NoiseModel); test_scamp5_export reuses TWO_LAYERS
 CHIP = pr.ModelConfig(frame_size=64, K=16, cnn_layers=1)
 TWO_LAYERS = pr.ModelConfig(frame_size=32, input_pool=2, K=4, cnn_layers=2)
+ONE_LAYER = pr.ModelConfig(frame_size=16, K=4, cnn_layers=1)
 NO_CNN = pr.ModelConfig(frame_size=16, K=4, cnn_layers=0)
 # increment 2: no sum of up to 50 products reaches the saturation limit
 SMALL_INCREMENT = ProgramOptions(increment=2.0)
 EQUALITY_CASES = {
     "chip_k16": (CHIP, 2, 16, ProgramOptions(), IDEAL.replace(saturation=None)),
     "two_layers_k4": (TWO_LAYERS, 2, 8, SMALL_INCREMENT, IDEAL),
+    "one_layer_k4": (ONE_LAYER, 2, 8, SMALL_INCREMENT, IDEAL),
     "no_cnn_single_video": (NO_CNN, None, 8, SMALL_INCREMENT, IDEAL),
 }
 
