@@ -28,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn_jax import accounting
+from pixelrnn_jax.cells import get_cell_spec
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.model import PixelRNNModel
 
@@ -96,10 +97,30 @@ def _needs_rng(cfg: ModelConfig) -> bool:
     return any(s > 0 for s in (cfg.noise_input, cfg.noise_cnn, cfg.noise_gate, cfg.noise_out))
 
 
+def _logits(params, video, cfg: ModelConfig, rng):
+    """(b classes), or (b t classes) for cells scored frame by frame (RAW, S1.1.1)."""
+    model = PixelRNNModel(cfg)
+    if get_cell_spec(cfg.cell).frame_accuracy:
+        return model.apply({"params": params}, video, rng, method=PixelRNNModel.frame_logits)
+    return model.apply({"params": params}, video, rng)
+
+
+def _per_video(values):
+    """(b,) or (b t) -> (b,): a frame-scored video counts the fraction of its frames."""
+    return values.mean(axis=1) if values.ndim == 2 else values
+
+
+def _losses_and_hits(logits, label):
+    lab = label[:, None] if logits.ndim == 3 else label
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, lab)
+    hits = (jnp.argmax(logits, -1) == lab).astype(jnp.float32)
+    return _per_video(losses), _per_video(hits)
+
+
 def loss_and_logits(params, video, label, cfg: ModelConfig, rng):
-    logits = PixelRNNModel(cfg).apply({"params": params}, video, rng)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, label).mean()
-    return loss, logits
+    logits = _logits(params, video, cfg, rng)
+    losses, _ = _losses_and_hits(logits, label)
+    return losses.mean(), logits
 
 
 def train_step(params, opt_state, batch, rng, *, cfg: ModelConfig, tx):
@@ -109,19 +130,17 @@ def train_step(params, opt_state, batch, rng, *, cfg: ModelConfig, tx):
         params, batch["video"], batch["label"], cfg, noise_rng)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    correct = jnp.sum(jnp.argmax(logits, -1) == batch["label"])
+    correct = jnp.sum(_losses_and_hits(logits, batch["label"])[1])
     gnorm = optax.global_norm(grads)
     return params, opt_state, {"loss": loss, "correct": correct, "grad_norm": gnorm}
 
 
 def eval_step(params, batch, *, cfg: ModelConfig):
     """Summed loss and correct count over the valid entries of a (padded) batch."""
-    logits = PixelRNNModel(cfg).apply({"params": params}, batch["video"], None)
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    logits = _logits(params, batch["video"], cfg, None)
+    losses, hits = _losses_and_hits(logits, batch["label"])
     w = batch["mask"]
-    return {"loss": jnp.sum(losses * w),
-            "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * w),
-            "count": jnp.sum(w)}
+    return {"loss": jnp.sum(losses * w), "correct": jnp.sum(hits * w), "count": jnp.sum(w)}
 
 
 # --------------------------------------------------------------------------------------
