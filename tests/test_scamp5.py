@@ -53,6 +53,7 @@ def test_repeated_increments_add_independent_noise():
 def test_noise_sources_switch_off():
     assert np.all(_increments(IDEAL, 3) == 30.0)
     assert not IDEAL.random
+    assert NoiseModel.calibrated() == NoiseModel()
     nm = NoiseModel(op_std=0.0, transfer_std=0.0, pixel_gain_std=0.0)
     assert np.allclose(_increments(nm, 1), 10.73)
 
