@@ -16,7 +16,8 @@ Encoder: PixelRNN directly on the binarized pooled frames (cnn_layers=0) for eve
 so that every point of the curve is the same encoder and differs only in its input size.
 The in-pixel CNN needs plane sides that are multiples of 4 (its 4x4 pooling and 4x4 tiling);
 --cnn_layers=1 or 2 puts it in front of PixelRNN where the pooled plane allows it (windows
-1, 2, 4, 8, 16) and falls back to cnn_layers=0 elsewhere; each record says which it used.
+1, 2, 4, 5, 8, 16: sides 64, 32, 16, 12, 8, 4) and falls back to cnn_layers=0 elsewhere;
+each record says which it used.
 
 All seeds and learning rates of one window train together (`train_sweep`, jax.vmap). The
 paper plots the best of ten runs per window; results.json has the best and the mean.
