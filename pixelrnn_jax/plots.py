@@ -43,20 +43,27 @@ def accuracy_vs_memory(rows, out_path, *, limit: float = SENSOR_BYTES_PER_PIXEL,
     sensor's memory `limit` is drawn as a dashed vertical line.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, r in enumerate(rows):
-        color = colors[i % len(colors)]
+    fig, ax = plt.subplots(figsize=(7.6, 4.4))
+    colors = plt.get_cmap("tab10").colors
+    cells = list(dict.fromkeys(r.get("cell", r["model"]) for r in rows))
+    for r in rows:  # colour: cell or camera; marker: CNN layers (triangle: no CNN)
+        color = colors[cells.index(r.get("cell", r["model"])) % len(colors)]
+        marker = {0: "^", 1: "o", 2: "s"}.get(r.get("cnn_layers", 0), "o")
+        labelled = False
         for prec, fill in (("1bit", True), ("32bit", False)):
             mem, acc = r.get(f"feature_bytes_per_pixel_{prec}"), r.get(f"test_accuracy_best_{prec}")
             if mem is None or acc is None:
                 continue
-            ax.plot([mem], [acc], "o", ms=7, color=color, mfc=color if fill else "none",
-                    label=r["model"] if prec == "1bit" or r.get(
-                        "test_accuracy_best_1bit") is None else None)
+            ax.plot([mem], [acc], marker, ms=7, color=color, mfc=color if fill else "none",
+                    label=None if labelled else r.get("label", r["model"]))
+            labelled = True
     ax.axvline(limit, ls="--", color="k", lw=1)
     ax.text(limit, 0.02, f" sensor limit\n {limit:g} B/pixel", fontsize=7, va="bottom")
     ax.set_xscale("log")
+    ax.set_xlim(0.15, 300)
+    ticks = [0.25, 1, 4, 16, 32, 64, 256]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("feature memory per pixel [bytes] (filled: 1 bit, hollow: 32 bit)")
     ax.set_ylabel("test accuracy (best over seeds)")
     ax.set_ylim(0, 1.02)
