@@ -39,6 +39,7 @@ flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("per_device_batch_size", 0, "If > 0, batch per device (overrides).")
 flags.DEFINE_integer("num_epochs", 30, "Epochs.")
 flags.DEFINE_float("learning_rate", 1e-2, "Initial Adam learning rate.")
+flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder learning rate.")
 flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training (fraction).")
 flags.DEFINE_integer("plateau_patience", 4, "Epochs without improvement before lr decay.")
 flags.DEFINE_integer("seed", 0, "Seed of initialization, data order and noise.")
@@ -55,6 +56,7 @@ def config_from_flags():
     return TrainConfig(model=model, dataset=F.dataset, data_dir=F.data_dir,
                        batch_size=F.batch_size, per_device_batch_size=F.per_device_batch_size,
                        num_epochs=F.num_epochs, learning_rate=F.learning_rate, seed=F.seed,
+                       encoder_lr_scale=F.encoder_lr_scale,
                        num_frames=F.num_frames, shift_fraction=F.shift_fraction,
                        plateau_patience=F.plateau_patience, max_videos=F.max_videos)
 
