@@ -284,7 +284,7 @@ DATASET_CASES = [
                                                        for f in range(3)})),
          ValueError, ("resolution",), gap=MIXED_GAP),
     Case("dataset-missing-a-class", _load("tulips1", lambda t: _tulips(t, skip_digits="4")),
-         ValueError, ("four",), gap=MISSING_CLASS_GAP),
+         ValueError, ("four",), multiline=True, gap=MISSING_CLASS_GAP),
     Case("dataset-unknown-name", _load("kinetics", lambda t: t), ValueError,
          ("unknown video dataset 'kinetics'", "choose one of")),
 ]
