@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
-
-import logging
 
 import numpy as np
 import tensorflow_datasets as tfds
