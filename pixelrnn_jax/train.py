@@ -28,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn_jax import accounting
+from pixelrnn_jax.cells import get_cell_spec
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.model import PixelRNNModel
 
@@ -96,10 +97,30 @@ def _needs_rng(cfg: ModelConfig) -> bool:
     return any(s > 0 for s in (cfg.noise_input, cfg.noise_cnn, cfg.noise_gate, cfg.noise_out))
 
 
+def _logits(params, video, cfg: ModelConfig, rng):
+    """(b classes), or (b t classes) for cells scored frame by frame (RAW, S1.1.1)."""
+    model = PixelRNNModel(cfg)
+    if get_cell_spec(cfg.cell).frame_accuracy:
+        return model.apply({"params": params}, video, rng, method=PixelRNNModel.frame_logits)
+    return model.apply({"params": params}, video, rng)
+
+
+def _per_video(values):
+    """(b,) or (b t) -> (b,): a frame-scored video counts the fraction of its frames."""
+    return values.mean(axis=1) if values.ndim == 2 else values
+
+
+def _losses_and_hits(logits, label):
+    lab = label[:, None] if logits.ndim == 3 else label
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, lab)
+    hits = (jnp.argmax(logits, -1) == lab).astype(jnp.float32)
+    return _per_video(losses), _per_video(hits)
+
+
 def loss_and_logits(params, video, label, cfg: ModelConfig, rng):
-    logits = PixelRNNModel(cfg).apply({"params": params}, video, rng)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, label).mean()
-    return loss, logits
+    logits = _logits(params, video, cfg, rng)
+    losses, _ = _losses_and_hits(logits, label)
+    return losses.mean(), logits
 
 
 def train_step(params, opt_state, batch, rng, *, cfg: ModelConfig, tx):
@@ -109,19 +130,17 @@ def train_step(params, opt_state, batch, rng, *, cfg: ModelConfig, tx):
         params, batch["video"], batch["label"], cfg, noise_rng)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    correct = jnp.sum(jnp.argmax(logits, -1) == batch["label"])
+    correct = jnp.sum(_losses_and_hits(logits, batch["label"])[1])
     gnorm = optax.global_norm(grads)
     return params, opt_state, {"loss": loss, "correct": correct, "grad_norm": gnorm}
 
 
 def eval_step(params, batch, *, cfg: ModelConfig):
     """Summed loss and correct count over the valid entries of a (padded) batch."""
-    logits = PixelRNNModel(cfg).apply({"params": params}, batch["video"], None)
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    logits = _logits(params, batch["video"], cfg, None)
+    losses, hits = _losses_and_hits(logits, batch["label"])
     w = batch["mask"]
-    return {"loss": jnp.sum(losses * w),
-            "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * w),
-            "count": jnp.sum(w)}
+    return {"loss": jnp.sum(losses * w), "correct": jnp.sum(hits * w), "count": jnp.sum(w)}
 
 
 # --------------------------------------------------------------------------------------
@@ -395,3 +414,97 @@ def _save_artifacts(config: TrainConfig, wd: Path, params) -> None:
         from pixelrnn_jax import export
         export.export_for_sensor({"params": jax.device_get(params)}, config.model,
                                  wd / "sensor_weights")
+
+
+# --------------------------------------------------------------------------------------
+# sweeps: many seeds / learning rates of one configuration in one compiled program
+# --------------------------------------------------------------------------------------
+
+
+def init_members(config: TrainConfig, seeds, learning_rates):
+    """Stacked parameters and optimizer states, one member per (seed, learning rate)."""
+    from pixelrnn_jax.model import init as model_init
+    cfg = config.model
+    members = [(int(s), float(lr)) for s in seeds for lr in learning_rates]
+    tx = make_optimizer(config.learning_rate, config.encoder_lr_scale)
+    params = [model_init(jax.random.split(jax.random.key(s))[0], cfg, config.num_frames)["params"]
+              for s, _ in members]
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *params)
+    opt_state = jax.vmap(tx.init)(params)
+    opt_state.hyperparams["learning_rate"] = jnp.asarray([lr for _, lr in members], jnp.float32)
+    return members, tx, params, opt_state
+
+
+def sweep_step_fn(cfg: ModelConfig, tx):
+    """One jitted step for all members at once: vmap over stacked params and states."""
+    return jax.jit(jax.vmap(partial(train_step, cfg=cfg, tx=tx), in_axes=(0, 0, None, 0)))
+
+
+def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
+                dataset=None) -> dict:
+    """Trains every (seed, learning rate) of `config` together with `jax.vmap`.
+
+    All members see the same batches (the data order of `config.seed`); they differ in
+    initialization, noise draws and learning rate. Returns per-member validation and test
+    accuracy of each member's best epoch, and the mean / best over members.
+    """
+    from pixelrnn_jax import data as data_lib
+
+    cfg = config.model
+    if dataset is None:
+        dataset = data_lib.load_dataset(config.dataset, config.data_dir, seed=config.seed,
+                                        frame_size=cfg.frame_size)
+    if dataset.num_classes != cfg.num_classes:
+        cfg = cfg.replace(num_classes=dataset.num_classes)
+        config = config.replace(model=cfg)
+    members, tx, params, opt_state = init_members(config, seeds, learning_rates)
+    m = len(members)
+    step = sweep_step_fn(cfg, tx)
+    evaluate = jax.jit(jax.vmap(partial(eval_step, cfg=cfg), in_axes=(0, None)))
+    batch_size = config.batch_size
+    best_val = np.full(m, -1.0)
+    best_params = params
+    t_train, seen = 0.0, 0
+
+    def run_eval(p, split):
+        tot = np.zeros((m, 3))
+        for batch in data_lib.batches(split, batch_size, train=False, seed=config.seed,
+                                      epoch=0, num_frames=config.num_frames):
+            out = evaluate(p, pad_batch(batch, batch_size))
+            tot += np.stack([np.asarray(out[k]) for k in ("loss", "correct", "count")], 1)
+        return tot[:, 1] / np.maximum(tot[:, 2], 1)
+
+    base = jax.random.key(config.seed)
+    for epoch in range(1, config.num_epochs + 1):
+        t0 = time.perf_counter()
+        for s, batch in enumerate(data_lib.prefetch(data_lib.batches(
+                dataset.train, batch_size, train=True, seed=config.seed, epoch=epoch,
+                num_frames=config.num_frames, shift_fraction=config.shift_fraction,
+                drop_remainder=True))):
+            keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(base, epoch), s), m)
+            params, opt_state, _ = step(params, opt_state,
+                                        {k: jnp.asarray(v) for k, v in batch.items()}, keys)
+            seen += len(batch["label"])
+        jax.block_until_ready(params)
+        t_train += time.perf_counter() - t0
+        val = run_eval(params, dataset.val)
+        improved = val > best_val
+        best_val = np.where(improved, val, best_val)
+        sel = jnp.asarray(improved)
+        best_params = jax.tree.map(
+            lambda new, old: jnp.where(sel.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+            params, best_params)
+        log.info("sweep epoch %d/%d  val %s", epoch, config.num_epochs,
+                 " ".join(f"{v:.3f}" for v in val))
+    test = run_eval(best_params, dataset.test)
+    rows = [{"seed": s, "learning_rate": lr, "val_accuracy": float(v), "test_accuracy": float(t)}
+            for (s, lr), v, t in zip(members, best_val, test)]
+    out = {"members": rows, "test_accuracy_mean": float(np.mean(test)),
+           "test_accuracy_best": float(np.max(test)),
+           "test_accuracy_of_best_val": float(test[int(np.argmax(best_val))]),
+           "train_videos_per_s": seen / max(t_train, 1e-9),
+           "member_videos_per_s": m * seen / max(t_train, 1e-9)}
+    if workdir is not None:
+        wd = _prepare_workdir(workdir)
+        _write_json_atomic(wd / "sweep.json", out)
+    return out

@@ -127,13 +127,15 @@ class Tulips1(_ManualVideoBuilder):
 
 class SyntheticGesture(_VideoBuilder):
     """Procedural gestures (3 shapes x 3 motions), generated from scene seed 0; see
-    `pixelrnn_jax.data.synthetic` for what varies and why one frame cannot tell the motion."""
+    `pixelrnn_jax.data.synthetic` for what varies and why one frame says little of the motion."""
 
     name = "synthetic_gesture"
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"2.0.0": "Motions hold / swing / nod around the centre of the view."}
     CLASS_NAMES = synthetic.CLASS_NAMES
     DESCRIPTION = (f"Synthetic hand gestures: {synthetic.NUM_VIDEOS} videos of "
-                   f"{synthetic.NUM_FRAMES} frames, 9 classes (3 hand shapes x move right, move "
-                   f"left, wave).")
+                   f"{synthetic.NUM_FRAMES} frames, 9 classes (3 hand shapes x hold, swing, "
+                   f"nod).")
     SCENE_SEED = 0
     NUM_VIDEOS = synthetic.NUM_VIDEOS
 
