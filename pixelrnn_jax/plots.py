@@ -153,7 +153,7 @@ def histogram_vs_measurement(samples, mean: float, std: float, *, label: str = "
     x = np.asarray(samples, np.float64).reshape(-1)
     fig = _figure(5.0, 3.2)
     ax = fig.subplots()
-    ax.hist(x, bins=bins, density=True, color="0.7",
+    ax.hist(x, bins=bins, density=True, color="0.7", histtype="stepfilled",
             label=f"{label}: mean {x.mean():.2f}, std {x.std():.2f}")
     grid = np.linspace(x.min(), x.max(), 200)
     ax.plot(grid, np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi)),
