@@ -1,5 +1,6 @@
 """pixelrnn_jax: end-to-end-optimised in-pixel recurrent perception in JAX/Flax."""
-from pixelrnn_jax import accounting, baselines, cells, official, ops, quantizers, recordings
+from pixelrnn_jax import (accounting, baselines, cells, official, ops, quantizers, recordings,
+                          scamp5)
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.model import (Decoder, PixelRNNModel, check_video, classify, decode, encode,
                                 frame_logits, init)
@@ -12,5 +13,5 @@ __all__ = [
     "ModelConfig", "PixelRNNModel", "Encoder", "InPixelCNN", "Decoder",
     "init", "encode", "classify", "decode", "frame_logits", "check_video",
     "sign", "heaviside", "ternary",
-    "accounting", "baselines", "cells", "official", "ops", "quantizers", "recordings",
+    "accounting", "baselines", "cells", "official", "ops", "quantizers", "recordings", "scamp5",
 ]

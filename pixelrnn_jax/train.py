@@ -404,7 +404,9 @@ def _final_results(config, dataset, stepper, best_params, meta, wd, batch_size) 
 
 
 def _save_artifacts(config: TrainConfig, wd: Path, params) -> None:
-    """Training curves and the binary weights the sensor loads, next to results.json."""
+    """Best parameters, training curves and the binary weights the sensor loads."""
+    from flax import serialization
+    (wd / "best_params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(params)))
     try:
         from pixelrnn_jax import plots
         plots.training_curves(wd / "metrics.jsonl", wd / "training_curves.png")
@@ -508,3 +510,21 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
         wd = _prepare_workdir(workdir)
         _write_json_atomic(wd / "sweep.json", out)
     return out
+
+
+def load_trained(workdir) -> tuple[TrainConfig, dict]:
+    """(config, variables) of a finished run: its results.json and best_params.msgpack."""
+    from flax import serialization
+    from pixelrnn_jax.model import init as model_init
+    wd = Path(workdir)
+    res, blob = wd / "results.json", wd / "best_params.msgpack"
+    for f in (res, blob):
+        if not f.exists():
+            raise FileNotFoundError(f"{f} not found: {wd} is not a finished training run "
+                                    f"(run experiments/train.py --workdir={wd} first)")
+    d = json.loads(res.read_text())["config"]
+    model = ModelConfig(**d.pop("model"))
+    config = TrainConfig(model=model, **d)
+    template = model_init(jax.random.key(0), model, config.num_frames)["params"]
+    params = serialization.from_bytes(template, blob.read_bytes())
+    return config, {"params": params}

@@ -112,7 +112,7 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
     tex[..., 0] *= 1.0 / 3  # three waves, at most +-7 gray levels together
     return SceneParams(
         label=(np.arange(n) % len(CLASS_NAMES)).astype(np.int32),
-        phase=u(0, 1), travel=u(0.35, 0.5), wave_amp=u(0.09, 0.13),
+        phase=u(0, 1), travel=u(0.35, 0.5), wave_amp=u(0.13, 0.17),
         wave_phase=u(0, 2 * np.pi), cy=u(0.53, 0.58), scale=u(0.21, 0.235),
         angle=np.deg2rad(u(-6, 6)), hand_gray=u(195, 230), bg_gray=u(25, 60),
         tex=tex, gain=u(0.8, 1.2), grad=u(-0.08, 0.08, 2),
@@ -134,7 +134,7 @@ def _trajectory(p: SceneParams, num_frames: int) -> tuple[np.ndarray, np.ndarray
     osc = np.sin(2 * np.pi * 1.5 * tau + p.wave_phase[:, None])
     tremor = 0.008 * np.sin(2 * np.pi * 3 * tau + p.wave_phase[:, None])
     dx = np.where(motion == 1, p.wave_amp[:, None] * osc, tremor)
-    dy = np.where(motion == 2, 0.75 * p.wave_amp[:, None] * osc, 0.0)
+    dy = np.where(motion == 2, 0.8 * p.wave_amp[:, None] * osc, 0.0)
     x = 0.46 + 0.08 * p.phase[:, None] + dx
     return np.mod(x, 1.0), p.cy[:, None] + dy
 
