@@ -41,7 +41,7 @@ def _execute(name, tmp_path, monkeypatch):
     monkeypatch.setenv("PIXELRNN_NOTEBOOK_WORKDIR", str(tmp_path / "workdir"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "jupyter"))  # connection files
     nb = _read(name)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOKS)}})
