@@ -107,3 +107,141 @@ def accuracy_vs_bandwidth(records, out_path, *, title: str | None = None) -> Pat
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return Path(out_path)
+
+
+# --------------------------------------------------------------------------------------
+# figures for notebooks: built on matplotlib.figure.Figure (no pyplot state, any backend)
+# --------------------------------------------------------------------------------------
+
+RAW_SIDE = 256  # the RAW camera baseline: 256 x 256 intensities per frame
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def to_png(fig, dpi: int = 100) -> bytes:
+    """PNG bytes of a figure, e.g. `IPython.display.Image(to_png(fig))` in a notebook."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _imshow(ax, img, cmap, vmin=None, vmax=None):
+    import numpy as np
+    a = np.asarray(img)
+    if a.dtype == bool:
+        a = np.where(a, 1.0, -1.0)
+        vmin, vmax = -1.0, 1.0
+    im = ax.imshow(a, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([]), ax.set_yticks([])
+    return im
+
+
+def frame_rows(rows: dict, *, steps=None, title: str | None = None, cmap: str = "gray",
+               panel: float = 0.85):
+    """Frame sequences as rows of a grid, one column per time step.
+
+    rows: {label: (t h w)} arrays; bool arrays show True (+1) white and False (-1) black,
+      float arrays share one gray scale per row.
+    steps: the time steps to show (default all).
+    """
+    import numpy as np
+    arrays = {k: np.asarray(v) for k, v in rows.items()}
+    if not arrays:
+        raise ValueError("frame_rows needs at least one row of frames")
+    for k, v in arrays.items():
+        if v.ndim != 3:
+            raise ValueError(f"row {k!r} must be (frames, height, width), got shape {v.shape}")
+    t = min(len(v) for v in arrays.values())
+    steps = list(range(t)) if steps is None else list(steps)
+    fig = _figure(panel * len(steps) + 1.2, panel * len(arrays) + 0.5)
+    axes = np.atleast_2d(fig.subplots(len(arrays), len(steps), squeeze=False))
+    for r, (label, frames) in enumerate(arrays.items()):
+        lo, hi = (None, None) if frames.dtype == bool else (float(frames.min()),
+                                                             float(frames.max()))
+        for c, step in enumerate(steps):
+            _imshow(axes[r, c], frames[step], cmap, lo, hi)
+            if r == 0:
+                axes[r, c].set_title(f"t={step}", fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def image_grid(images: dict, *, ncols: int | None = None, cmap: str = "gray",
+               colorbar: bool = False, title: str | None = None, panel: float = 2.2):
+    """Single images (h w) in a grid, each titled by its key."""
+    import numpy as np
+    items = list(images.items())
+    if not items:
+        raise ValueError("image_grid needs at least one image")
+    ncols = len(items) if ncols is None else ncols
+    nrows = -(-len(items) // ncols)
+    fig = _figure(panel * ncols + (0.6 if colorbar else 0), panel * nrows + 0.4)
+    axes = fig.subplots(nrows, ncols, squeeze=False).reshape(-1)
+    for ax, (label, img) in zip(axes, items):
+        im = _imshow(ax, img, cmap)
+        ax.set_title(label, fontsize=8)
+        if colorbar and np.asarray(img).dtype != bool:
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    for ax in axes[len(items):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def readouts_vs_raw(readouts: dict, readout_values: int, num_frames: int = 16,
+                    raw_side: int = RAW_SIDE):
+    """The readouts of a few videos beside the values they cost against a RAW camera.
+
+    readouts: {label: (h w)} what the sensor reads out for one `num_frames` window.
+    readout_values: values read out per `num_frames` frames (`accounting.summary`).
+    """
+    import numpy as np
+    raw = raw_side * raw_side * num_frames
+    items = list(readouts.items())
+    fig = _figure(2.3 * len(items) + 3.6, 2.8)
+    axes = fig.subplots(1, len(items) + 1, width_ratios=[1] * len(items) + [1.4])
+    lim = max(float(np.abs(np.asarray(v)).max()) for _, v in items) or 1.0
+    for ax, (label, img) in zip(axes, items):
+        im = _imshow(ax, img, "coolwarm", -lim, lim)
+        ax.set_title(label, fontsize=8)
+    fig.colorbar(im, ax=list(axes[:len(items)]), shrink=0.8, label="readout value")
+    bars = axes[-1]
+    names = [f"RAW camera\n{raw_side}x{raw_side}", "PixelRNN\nreadout"]
+    values = [raw, readout_values]
+    bars.bar(names, values, color=["0.6", "tab:red"])
+    bars.set_yscale("log")
+    bars.set_ylabel(f"values read out per {num_frames} frames")
+    for i, v in enumerate(values):
+        bars.text(i, v, f"{v:,}", ha="center", va="bottom", fontsize=8)
+    bars.set_title(f"{raw / readout_values:,.0f}x fewer values", fontsize=9)
+    bars.set_ylim(readout_values / 10, raw * 8)
+    return fig
+
+
+def histogram_vs_measurement(samples, mean: float, std: float, *, label: str = "model",
+                             xlabel: str = "value read back", bins: int = 60):
+    """Histogram of samples with the measured normal density (mean, std) drawn over it."""
+    import numpy as np
+    x = np.asarray(samples, np.float64).reshape(-1)
+    fig = _figure(5.0, 3.2)
+    ax = fig.subplots()
+    ax.hist(x, bins=bins, density=True, color="0.7", histtype="stepfilled",
+            label=f"{label}: mean {x.mean():.2f}, std {x.std():.2f}")
+    grid = np.linspace(x.min(), x.max(), 200)
+    ax.plot(grid, np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi)),
+            color="tab:red", label=f"measured: mean {mean:.2f}, std {std:.2f}")
+    ax.set_xlabel(xlabel), ax.set_ylabel("density"), ax.legend(fontsize=8)
+    return fig
+
+
+def show(fig, dpi: int = 100) -> None:
+    """Displays a figure in a notebook as a PNG, whatever matplotlib backend is active."""
+    from IPython.display import Image, display
+    display(Image(to_png(fig, dpi)))
