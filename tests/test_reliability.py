@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource  # noqa: F401  (POSIX only: the faults below need it)
 import shutil
 import signal
 import subprocess
