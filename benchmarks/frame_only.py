@@ -19,11 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pixelrnn_jax import cli  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_integer("num_epochs", 40, "Epochs for each model.")
+flags.DEFINE_integer("num_epochs", 60, "Epochs for each model.")
 flags.DEFINE_float("learning_rate", 0.01, "Decoder learning rate.")
 flags.DEFINE_float("encoder_lr_scale", 0.5, "Encoder / decoder learning rate.")
 flags.DEFINE_float("m", 0.5, "Surrogate steepness.")
 flags.DEFINE_string("workdir", "runs/frame_only", "Where the two runs go.")
+flags.DEFINE_list("models", ["pixelrnn", "frame_only"], "Which of the two to train.")
+flags.DEFINE_float("shift_fraction", 0.05, "Random spatial shift in training.")
+flags.DEFINE_integer("plateau_patience", 8, "Epochs without improvement before lr decay.")
 
 
 def main(argv):
@@ -33,9 +36,13 @@ def main(argv):
     from pixelrnn_jax.train import TrainConfig, train_and_evaluate
     out = {}
     for name, frames, k in (("pixelrnn", 16, 16), ("frame_only", 1, 1)):
+        if name not in F.models:
+            continue
         cfg = TrainConfig(model=ModelConfig(m=F.m, K=k), num_frames=frames,
                           num_epochs=F.num_epochs, learning_rate=F.learning_rate,
-                          encoder_lr_scale=F.encoder_lr_scale, export_weights=False)
+                          encoder_lr_scale=F.encoder_lr_scale, export_weights=False,
+                          shift_fraction=F.shift_fraction,
+                          plateau_patience=F.plateau_patience)
         res = train_and_evaluate(cfg, Path(F.workdir) / name)
         out[f"{name}_test_accuracy"] = res["test_accuracy"]
     print(json.dumps(out))
