@@ -39,9 +39,12 @@ flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_integer("per_device_batch_size", 0, "If > 0, batch per device (overrides).")
 flags.DEFINE_integer("num_epochs", 30, "Epochs.")
 flags.DEFINE_float("learning_rate", 1e-2, "Initial Adam learning rate.")
+flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder learning rate.")
 flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training (fraction).")
 flags.DEFINE_integer("plateau_patience", 4, "Epochs without improvement before lr decay.")
 flags.DEFINE_integer("seed", 0, "Seed of initialization, data order and noise.")
+flags.DEFINE_integer("max_videos", 0, "If > 0, train and evaluate on a class-balanced subset "
+                     "of about this many videos (smoke tests).")
 
 
 def config_from_flags():
@@ -53,8 +56,9 @@ def config_from_flags():
     return TrainConfig(model=model, dataset=F.dataset, data_dir=F.data_dir,
                        batch_size=F.batch_size, per_device_batch_size=F.per_device_batch_size,
                        num_epochs=F.num_epochs, learning_rate=F.learning_rate, seed=F.seed,
+                       encoder_lr_scale=F.encoder_lr_scale,
                        num_frames=F.num_frames, shift_fraction=F.shift_fraction,
-                       plateau_patience=F.plateau_patience)
+                       plateau_patience=F.plateau_patience, max_videos=F.max_videos)
 
 
 def main(argv):

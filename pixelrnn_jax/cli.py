@@ -25,6 +25,7 @@ def setup_logging():
     from absl import logging as absl_logging
     absl_logging.set_verbosity(absl_logging.INFO)
     logging.getLogger("pixelrnn_jax").setLevel(logging.INFO)
+    # orbax logs every save at INFO through absl's logger
     for noisy in ("absl", "orbax", "jax._src", "tensorflow_datasets"):
-        pass
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("jax").setLevel(logging.WARNING)

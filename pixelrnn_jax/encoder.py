@@ -101,7 +101,9 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
     """Runs a cell over time-major inputs (t b h w), resetting every K frames -> (b t/K h w).
 
     Windows are folded into the batch; one `lax.scan` runs the first K - 1 frames of every
-    window, then the readout is computed from the state entering frame K - 1.
+    window, then the readout is computed from the state entering frame K - 1. Cells with
+    `spec.per_frame` (camera baselines) read out at every frame instead: one scan over all K
+    frames of every window, returning (b t h w).
     """
     t, b, h, w = x.shape
     k = cfg.K
@@ -118,6 +120,15 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
                  for (s, std), key in zip(sites, keys) if std > 0}
     state = spec.init_state(p, (nwin * b, h, w), cfg)
 
+    if spec.per_frame:
+        def frame(carry, inp):
+            terms_t, noise_t = inp
+            o = spec.output(p, carry, terms_t, noise_t, cfg)
+            return spec.step(p, carry, terms_t, noise_t, cfg), o
+
+        _, o = jax.lax.scan(frame, state, (terms, noise))       # (k nwin*b h w)
+        o = jnp.moveaxis(o.reshape(k, nwin, b, h, w), 2, 0)    # (b k nwin h w)
+        return jnp.swapaxes(o, 1, 2).reshape(b, t, h, w)
     if k > 1:
         def body(carry, inp):
             terms_t, noise_t = inp
@@ -131,7 +142,8 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, cfg: ModelConfig,
 
 
 class Encoder(nn.Module):
-    """Everything that runs on the sensor: (b t H W) intensities -> (b t/K h w) readouts."""
+    """Everything that runs on the sensor: (b t H W) intensities -> (b t/K h w) readouts
+    ((b t h w) for the per-frame camera baselines)."""
 
     config: ModelConfig
 
@@ -143,7 +155,7 @@ class Encoder(nn.Module):
         # time-major from here on: the scan walks the leading axis without transposes
         x = ops.max_pool(jnp.swapaxes(video.astype(jnp.float32), 0, 1), cfg.input_pool)
         t, b, h, w = x.shape
-        if cfg.binary:
+        if cfg.binary and spec.binarize_input:
             x = sign(add_noise(x, cfg.noise_input, k_in), cfg.m)
         cnn_keys = _split(k_cnn, cfg.cnn_layers)
         for i in range(cfg.cnn_layers):

@@ -16,7 +16,7 @@ from pixelrnn_jax.config import ModelConfig
 def deployed_weights(variables, config: ModelConfig) -> dict:
     """{name: array} of the binary kernels (int8 +-1) and thresholds (float) of the encoder."""
     params = variables["params"] if "params" in variables else variables
-    enc = jax.device_get(params["encoder"])
+    enc = jax.device_get(params.get("encoder", {}))  # camera baselines store nothing
     out = {}
     for layer, tree in enc.items():
         for name, value in tree.items():

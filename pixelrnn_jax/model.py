@@ -4,6 +4,10 @@
     readout = pixelrnn_jax.encode(variables, video, config)     # (b, t/K, 64, 64)
     logits = pixelrnn_jax.classify(variables, video, config)    # (b, classes)
 
+Camera baselines read out every frame, (b, t, h, w). Those whose decoder scores each frame
+alone (RAW, event camera) also give `frame_logits` (b, t, classes); their `classify` is the
+mean of the frame logits over the frames.
+
 `video` holds normalized intensities (ImageNet-normalized grayscale; the binary encoder
 binarizes with sign(x), sign(0) = +1), shaped (b t H W) or (t H W) for a single video.
 All three are pure functions of (variables, inputs, rng), work under `jit` and `vmap`,
@@ -18,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pixelrnn_jax.cells import get_cell_spec
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.encoder import Encoder
 
@@ -31,18 +36,33 @@ class Decoder(nn.Module):
     before the layer, which makes the decoder indifferent to the sensor's gain and offset, and
     the layer acts on x / sqrt(D) (D readout values) so an Adam step moves the logits by about
     the learning rate whatever the readout size.
+
+    Cells with `frame_decoder` (RAW, event camera) apply the layer to every readout frame on
+    its own, standardized per frame: (b t h w) -> (b t classes); their video logits are the
+    mean over the frames.
     """
 
     config: ModelConfig
 
     @nn.compact
-    def __call__(self, readout: Array) -> Array:
-        flat = readout.reshape(readout.shape[0], -1).astype(jnp.float32)
+    def __call__(self, readout: Array, per_frame: bool = False) -> Array:
+        frames = get_cell_spec(self.config.cell).frame_decoder
+        if per_frame and not frames:
+            raise ValueError(_no_frame_logits(self.config))
+        lead = readout.shape[:2] if frames else readout.shape[:1]
+        flat = readout.reshape(lead + (-1,)).astype(jnp.float32)
         flat = (flat - flat.mean(-1, keepdims=True)) * jax.lax.rsqrt(
             flat.var(-1, keepdims=True) + 1e-6)
         flat = flat / np.sqrt(flat.shape[-1])
-        return nn.Dense(self.config.num_classes, name="dense",
-                        kernel_init=nn.initializers.normal(1.0))(flat)
+        logits = nn.Dense(self.config.num_classes, name="dense",
+                          kernel_init=nn.initializers.normal(1.0))(flat)
+        return logits.mean(axis=1) if frames and not per_frame else logits
+
+
+def _no_frame_logits(config: ModelConfig) -> str:
+    return (f"cell {config.cell!r} is decoded from all its readouts at once and has no "
+            f"per-frame logits; use classify (frame logits exist for the camera baselines "
+            f"'raw' and 'event')")
 
 
 class PixelRNNModel(nn.Module):
@@ -60,6 +80,9 @@ class PixelRNNModel(nn.Module):
 
     def decode(self, readout: Array) -> Array:
         return self.decoder(readout)
+
+    def frame_logits(self, video: Array, rng: Array | None = None) -> Array:
+        return self.decoder(self.encoder(video, rng), per_frame=True)
 
 
 def check_video(video, config: ModelConfig, name: str = "video") -> None:
@@ -122,8 +145,14 @@ def _classify_jit(variables, video, config, rng):
     return PixelRNNModel(config).apply(variables, video, rng)
 
 
+@partial(jax.jit, static_argnames=("config",))
+def _frame_logits_jit(variables, video, config, rng):
+    return PixelRNNModel(config).apply(variables, video, rng, method=PixelRNNModel.frame_logits)
+
+
 def encode(params, video, config: ModelConfig, *, rng: Array | None = None) -> Array:
-    """What the sensor reads out: (b t H W) -> (b t/K h w) (o_t every K frames).
+    """What the sensor reads out: (b t H W) -> (b t/K h w) (o_t every K frames); the camera
+    baselines read out every frame, (b t h w).
 
     A single video (t H W) gives (t/K h w). With `rng`, the noise of `config` (noise-aware
     setting) is added before every quantizer; without it the encoder is deterministic.
@@ -139,6 +168,20 @@ def classify(params, video, config: ModelConfig, *, rng: Array | None = None) ->
     check_video(video, config)
     video, single = _batched(jnp.asarray(video))
     out = _classify_jit(as_variables(params), video, config, rng)
+    return out[0] if single else out
+
+
+def frame_logits(params, video, config: ModelConfig, *, rng: Array | None = None) -> Array:
+    """Logits of every frame (b t classes) for the cells whose decoder scores frames alone.
+
+    RAW's accuracy (supplement S1.1.1) is the fraction of frames whose logits pick the video's
+    label; `classify` of these cells is the mean of these logits over the frames.
+    """
+    if not get_cell_spec(config.cell).frame_decoder:
+        raise ValueError(_no_frame_logits(config))
+    check_video(video, config)
+    video, single = _batched(jnp.asarray(video))
+    out = _frame_logits_jit(as_variables(params), video, config, rng)
     return out[0] if single else out
 
 

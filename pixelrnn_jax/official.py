@@ -573,7 +573,7 @@ def _intermediates_jit(enc, binarized, config):
     for i in range(config.cnn_layers):
         p = enc[f"cnn_{i}"]
         pooled = ops.pooled_conv(planes, sign(p["kernel"], config.m), True, i > 0)
-        pre = ops.tile(pooled - p["threshold"])
+        pre = pooled.reshape(planes.shape) - p["threshold"]  # pooled_conv is already tiled
         planes = sign(pre, config.m)
     x = planes.reshape(nb, t, h, w)
 

@@ -53,15 +53,38 @@ def _conv5x5_fwd(x, w):
     return _shift_add(x, w), (x, w)
 
 
+def _kernel_grad(x: Array, g: Array) -> Array:
+    """d conv5x5 / d w: the 25 shifted inner products of x and g, (5 5).
+
+    Few planes: 25 fused reductions. Many planes (all frames of a batch): chunks of at most
+    64 planes under `lax.map`, each one (25, c h w) x (c h w) product, which measured 2-3x
+    faster than 25 reductions over the whole batch.
+    """
+    h, wd = x.shape[-2:]
+    x2, g2 = x.reshape(-1, h, wd), g.reshape(-1, h, wd)
+    m = x2.shape[0]
+    pad = ((0, 0), (PAD, PAD), (PAD, PAD))
+    if m <= 64:
+        xp = jnp.pad(x2, pad)
+        return jnp.stack([jnp.sum(g2 * xp[:, dy:dy + h, dx:dx + wd])
+                          for dy in range(KERNEL) for dx in range(KERNEL)]).reshape(KERNEL, KERNEL)
+    c = max(d for d in range(1, 65) if m % d == 0)
+
+    def chunk(args):
+        xc, gc = args
+        xp = jnp.pad(xc, pad)
+        cols = jnp.stack([xp[:, dy:dy + h, dx:dx + wd]
+                          for dy in range(KERNEL) for dx in range(KERNEL)]).reshape(KERNEL ** 2, -1)
+        return cols @ gc.reshape(-1)
+
+    parts = jax.lax.map(chunk, (x2.reshape(m // c, c, h, wd), g2.reshape(m // c, c, h, wd)))
+    return parts.sum(0).reshape(KERNEL, KERNEL)
+
+
 def _conv5x5_bwd(res, g):
     x, w = res
-    h, wd = x.shape[-2:]
     dx = _shift_add(g, w[::-1, ::-1])
-    pad = [(0, 0)] * (x.ndim - 2) + [(PAD, PAD), (PAD, PAD)]
-    xp = jnp.pad(x, pad)
-    dw = jnp.stack([jnp.sum(g * xp[..., dy:dy + h, dx_:dx_ + wd])
-                    for dy in range(KERNEL) for dx_ in range(KERNEL)]).reshape(KERNEL, KERNEL)
-    return dx, dw.astype(w.dtype)
+    return dx, _kernel_grad(x, g).astype(w.dtype)
 
 
 conv5x5.defvjp(_conv5x5_fwd, _conv5x5_bwd)

@@ -28,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from pixelrnn_jax import accounting
+from pixelrnn_jax.cells import get_cell_spec
 from pixelrnn_jax.config import ModelConfig
 from pixelrnn_jax.model import PixelRNNModel
 
@@ -45,6 +46,7 @@ class TrainConfig:
     per_device_batch_size: int = 0  # if > 0: global batch = this x number of devices
     num_epochs: int = 30
     learning_rate: float = 1e-2
+    encoder_lr_scale: float = 0.1   # encoder learning rate = this x learning_rate
     seed: int = 0
     num_frames: int = 16
     shift_fraction: float = 0.1     # random spatial shift, fraction of the frame side
@@ -53,6 +55,29 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     checkpoint_keep: int = 3
     export_weights: bool = True
+    max_videos: int = 0             # if > 0: a class-balanced subset of the splits (smoke tests)
+
+    def __post_init__(self):
+        checks = (("batch_size", self.batch_size >= 1, ">= 1"),
+                  ("num_epochs", self.num_epochs >= 0, ">= 0"),
+                  ("per_device_batch_size", self.per_device_batch_size >= 0, ">= 0"),
+                  ("learning_rate", 0 < self.learning_rate < math.inf, "> 0 and finite"),
+                  ("encoder_lr_scale", 0 <= self.encoder_lr_scale < math.inf,
+                   ">= 0 and finite"),
+                  ("num_frames", self.num_frames >= 1, ">= 1"),
+                  ("shift_fraction", 0 <= self.shift_fraction < 0.5, "in [0, 0.5)"),
+                  ("plateau_patience", self.plateau_patience >= 0, ">= 0"),
+                  ("plateau_factor", 0 < self.plateau_factor <= 1, "in (0, 1]"),
+                  ("min_learning_rate", self.min_learning_rate >= 0, ">= 0"),
+                  ("checkpoint_keep", self.checkpoint_keep >= 1, ">= 1"),
+                  ("max_videos", self.max_videos >= 0, ">= 0 (0: all)"))
+        for name, ok, valid in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)} is invalid: it must be {valid}")
+        # checked here, before any data is loaded
+        if self.num_frames % self.model.K:
+            raise ValueError(f"num_frames={self.num_frames} is not a multiple of "
+                             f"K={self.model.K}; choose K dividing the clip length")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -72,18 +97,53 @@ class TrainingError(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
-def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
-    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+def make_optimizer(learning_rate: float, encoder_lr_scale: float = 1.0
+                   ) -> optax.GradientTransformation:
+    """Adam with an injectable learning rate (reduce-on-plateau changes it between epochs).
+
+    The on-sensor encoder's step is `encoder_lr_scale` times the decoder's: every flip of a
+    binary weight changes whole feature maps, so the encoder moves more slowly than the
+    linear decoder that reads them.
+    """
+    def encoder_mask(params):
+        return {k: jax.tree.map(lambda _: k == "encoder", v) for k, v in params.items()}
+
+    def build(learning_rate):
+        return optax.chain(optax.scale_by_adam(),
+                           optax.masked(optax.scale(encoder_lr_scale), encoder_mask),
+                           optax.scale_by_learning_rate(learning_rate))
+
+    return optax.inject_hyperparams(build)(learning_rate=learning_rate)
 
 
 def _needs_rng(cfg: ModelConfig) -> bool:
     return any(s > 0 for s in (cfg.noise_input, cfg.noise_cnn, cfg.noise_gate, cfg.noise_out))
 
 
+def _logits(params, video, cfg: ModelConfig, rng):
+    """(b classes), or (b t classes) for cells scored frame by frame (RAW, S1.1.1)."""
+    model = PixelRNNModel(cfg)
+    if get_cell_spec(cfg.cell).frame_accuracy:
+        return model.apply({"params": params}, video, rng, method=PixelRNNModel.frame_logits)
+    return model.apply({"params": params}, video, rng)
+
+
+def _per_video(values):
+    """(b,) or (b t) -> (b,): a frame-scored video counts the fraction of its frames."""
+    return values.mean(axis=1) if values.ndim == 2 else values
+
+
+def _losses_and_hits(logits, label):
+    lab = label[:, None] if logits.ndim == 3 else label
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, lab)
+    hits = (jnp.argmax(logits, -1) == lab).astype(jnp.float32)
+    return _per_video(losses), _per_video(hits)
+
+
 def loss_and_logits(params, video, label, cfg: ModelConfig, rng):
-    logits = PixelRNNModel(cfg).apply({"params": params}, video, rng)
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, label).mean()
-    return loss, logits
+    logits = _logits(params, video, cfg, rng)
+    losses, _ = _losses_and_hits(logits, label)
+    return losses.mean(), logits
 
 
 def train_step(params, opt_state, batch, rng, *, cfg: ModelConfig, tx):
@@ -93,19 +153,17 @@ def train_step(params, opt_state, batch, rng, *, cfg: ModelConfig, tx):
         params, batch["video"], batch["label"], cfg, noise_rng)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    correct = jnp.sum(jnp.argmax(logits, -1) == batch["label"])
+    correct = jnp.sum(_losses_and_hits(logits, batch["label"])[1])
     gnorm = optax.global_norm(grads)
     return params, opt_state, {"loss": loss, "correct": correct, "grad_norm": gnorm}
 
 
 def eval_step(params, batch, *, cfg: ModelConfig):
     """Summed loss and correct count over the valid entries of a (padded) batch."""
-    logits = PixelRNNModel(cfg).apply({"params": params}, batch["video"], None)
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+    logits = _logits(params, batch["video"], cfg, None)
+    losses, hits = _losses_and_hits(logits, batch["label"])
     w = batch["mask"]
-    return {"loss": jnp.sum(losses * w),
-            "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * w),
-            "count": jnp.sum(w)}
+    return {"loss": jnp.sum(losses * w), "correct": jnp.sum(hits * w), "count": jnp.sum(w)}
 
 
 # --------------------------------------------------------------------------------------
@@ -130,9 +188,10 @@ def global_batch_size(config: TrainConfig, mesh: Mesh) -> int:
 class Stepper:
     """The jitted, sharded train and eval steps for one model configuration."""
 
-    def __init__(self, cfg: ModelConfig, mesh: Mesh, learning_rate: float):
+    def __init__(self, cfg: ModelConfig, mesh: Mesh, learning_rate: float,
+                 encoder_lr_scale: float = 1.0):
         self.cfg, self.mesh = cfg, mesh
-        self.tx = make_optimizer(learning_rate)
+        self.tx = make_optimizer(learning_rate, encoder_lr_scale)
         self.replicated = NamedSharding(mesh, P())
         self.sharded = NamedSharding(mesh, P("data"))
         self._train = jax.jit(partial(train_step, cfg=cfg, tx=self.tx), donate_argnums=(0, 1))
@@ -225,15 +284,22 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     if dataset is None:
         dataset = data_lib.load_dataset(config.dataset, config.data_dir, seed=config.seed,
                                         frame_size=cfg.frame_size)
+    if config.max_videos:
+        dataset = limit_videos(dataset, config.max_videos)
     if dataset.num_classes != cfg.num_classes:
         cfg = cfg.replace(num_classes=dataset.num_classes)
         config = config.replace(model=cfg)
-    if config.num_frames % cfg.K:
-        raise ValueError(f"num_frames={config.num_frames} is not a multiple of K={cfg.K}; "
-                         f"choose K dividing the clip length")
+    if dataset.frame_size != cfg.frame_size:
+        raise ValueError(f"the dataset {dataset.name!r} has {dataset.frame_size}x"
+                         f"{dataset.frame_size} frames but the model expects frame_size="
+                         f"{cfg.frame_size}; load the dataset with that frame_size or set "
+                         f"--frame_size={dataset.frame_size}")
     mesh = make_mesh(devices)
     batch_size = global_batch_size(config, mesh)
-    stepper = Stepper(cfg, mesh, config.learning_rate)
+    if dataset.train.num_videos < batch_size:
+        raise ValueError(f"the training split has {dataset.train.num_videos} videos, fewer "
+                         f"than one batch of {batch_size}; lower --batch_size")
+    stepper = Stepper(cfg, mesh, config.learning_rate, config.encoder_lr_scale)
     log.info("devices: %d x %s, global batch %d", mesh.devices.size,
              mesh.devices.flat[0].platform, batch_size)
 
@@ -243,12 +309,14 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     params = model_init(init_rng, cfg, config.num_frames)["params"]
     opt_state = stepper.tx.init(params)
     meta = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "bad_epochs": 0,
-            "best_val_loss": math.inf, "train_seconds": 0.0, "videos_seen": 0}
+            "best_val_loss": math.inf, "train_seconds": 0.0, "videos_seen": 0,
+            "run": _run_identity(config)}
     best_params = params
 
     store = CheckpointStore(wd / "checkpoints", keep=config.checkpoint_keep)
     restored = store.restore_latest({"params": params, "opt_state": opt_state,
-                                     "best_params": best_params})
+                                     "best_params": best_params},
+                                    check=partial(_check_same_run, config, wd))
     if restored is not None:
         tree, meta = restored
         params, opt_state, best_params = tree["params"], tree["opt_state"], tree["best_params"]
@@ -256,10 +324,6 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     _truncate_metrics(wd / "metrics.jsonl", meta["epoch"])
     params, opt_state, best_params = stepper.replicate((params, opt_state, best_params))
 
-    steps_per_epoch = dataset.train.num_videos // batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"the training split has {dataset.train.num_videos} videos, fewer "
-                         f"than one batch of {batch_size}; lower --batch_size")
     for epoch in range(meta["epoch"] + 1, config.num_epochs + 1):
         t0 = time.perf_counter()
         tot_loss = tot_correct = 0.0
@@ -271,12 +335,14 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
         for step, batch in enumerate(batches):
             rng = jax.random.fold_in(jax.random.fold_in(step_rng, epoch), step)
             params, opt_state, m = stepper.train(params, opt_state, batch, rng)
-            loss = float(m["loss"])
-            if not (math.isfinite(loss) and math.isfinite(float(m["grad_norm"]))):
+            loss, gnorm = float(m["loss"]), float(m["grad_norm"])
+            if not (math.isfinite(loss) and math.isfinite(gnorm)):
+                kept = (f"the last good checkpoint (epoch {meta['epoch']}) is kept in "
+                        f"{store.directory}" if meta["epoch"] else "no checkpoint was written")
                 raise TrainingError(
-                    f"non-finite loss or gradient at epoch {epoch}, step {step} (loss={loss}); "
-                    f"the last good checkpoint (epoch {meta['epoch']}) is kept in "
-                    f"{store.directory}; lower --learning_rate")
+                    f"non-finite loss or gradient at epoch {epoch}, step {step} (loss={loss}, "
+                    f"gradient norm={gnorm}); {kept}; lower --learning_rate or check the "
+                    f"training data")
             tot_loss += loss * len(batch["label"])
             tot_correct += float(m["correct"])
             n_seen += len(batch["label"])
@@ -304,10 +370,12 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
                   "train_accuracy": tot_correct / n_seen, "val_loss": val["loss"],
                   "val_accuracy": val["accuracy"], "learning_rate": lr,
                   "videos_per_s": n_seen / train_time, "epoch_seconds": train_time}
-        store.save(epoch, {"params": params, "opt_state": opt_state,
-                           "best_params": best_params}, meta)
+        # the record first: a run killed before the checkpoint is complete drops it again
+        # when it resumes (_truncate_metrics), one killed after keeps it
         with open(wd / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        store.save(epoch, {"params": params, "opt_state": opt_state,
+                           "best_params": best_params}, meta)
         remaining = (config.num_epochs - epoch) * (time.perf_counter() - t0)
         log.info("epoch %3d/%d  loss %.4f  train %.3f  val %.3f  lr %.2g  %.0f videos/s  "
                  "ETA %s", epoch, config.num_epochs, record["train_loss"],
@@ -320,18 +388,90 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     return results
 
 
+def limit_videos(dataset, max_videos: int):
+    """At most about `max_videos` videos in all, each split shrunk in proportion (at least one
+    video each) and balanced over the classes: the first videos of every class in turn."""
+    from pixelrnn_jax.data import Split
+
+    splits = (dataset.train, dataset.val, dataset.test)
+    total = sum(s.num_videos for s in splits)
+    if max_videos >= total:
+        return dataset
+
+    def shrink(split):
+        keep = min(split.num_videos, max(1, round(split.num_videos * max_videos / total)))
+        labels = np.asarray(split.labels)
+        rank = np.empty(len(labels), np.int64)
+        for c in np.unique(labels):
+            members = np.flatnonzero(labels == c)
+            rank[members] = np.arange(len(members))
+        idx = np.sort(np.lexsort((labels, rank))[:keep])
+        return Split.from_videos(split.name, [split.video(int(i)) for i in idx], labels[idx],
+                                 [split.names[i] for i in idx], split.frame_size)
+
+    small = dict(zip(("train", "val", "test"), map(shrink, splits)))
+    info = {**dataset.split_info, "max_videos": max_videos,
+            "sizes": {k: v.num_videos for k, v in small.items()},
+            "names": {k: list(v.names) for k, v in small.items()}}
+    return dataclasses.replace(dataset, **small, split_info=info,
+                               description=f"{dataset.description}; limited to {max_videos} "
+                                           f"videos")
+
+
+# fields a rerun may change and still resume the same run
+_RESUMABLE_CHANGES = ("num_epochs", "data_dir", "checkpoint_keep", "export_weights")
+
+
+def _run_identity(config: TrainConfig) -> dict:
+    d = config.to_dict()
+    for k in _RESUMABLE_CHANGES:
+        d.pop(k)
+    return json.loads(json.dumps(d))
+
+
+def _check_same_run(config: TrainConfig, wd: Path, meta: dict) -> None:
+    """Refuses to resume checkpoints of a run with other settings (they would be ignored)."""
+    saved, now = meta.get("run"), _run_identity(config)
+    if saved is None or saved == now:
+        return
+    a, b = _flatten(saved), _flatten(now)
+    diff = ", ".join(f"{k}={b.get(k)!r} (checkpoints: {a.get(k)!r})"
+                     for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+    raise ValueError(f"workdir {wd} holds checkpoints of a run with other settings: {diff}; "
+                     f"rerun with the settings of that run to resume it, or choose another "
+                     f"--workdir")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
 def _fmt_seconds(s: float) -> str:
     s = int(round(s))
     return f"{s // 60}m{s % 60:02d}s"
 
 
 def _truncate_metrics(path: Path, epoch: int) -> None:
-    """Drops metric lines of epochs after the restored checkpoint (a killed run's tail)."""
+    """Drops metric lines of epochs after the restored checkpoint (a killed run's tail,
+    possibly a half-written last line)."""
     if not path.exists():
         return
-    keep = [l for l in path.read_text().splitlines()
-            if l.strip() and json.loads(l)["epoch"] <= epoch]
-    path.write_text("".join(l + "\n" for l in keep))
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["epoch"] <= epoch:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(l + "\n" for l in keep))
+    os.replace(tmp, path)
 
 
 def _final_results(config, dataset, stepper, best_params, meta, wd, batch_size) -> dict:
@@ -368,7 +508,9 @@ def _final_results(config, dataset, stepper, best_params, meta, wd, batch_size) 
 
 
 def _save_artifacts(config: TrainConfig, wd: Path, params) -> None:
-    """Training curves and the binary weights the sensor loads, next to results.json."""
+    """Best parameters, training curves and the binary weights the sensor loads."""
+    from flax import serialization
+    (wd / "best_params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(params)))
     try:
         from pixelrnn_jax import plots
         plots.training_curves(wd / "metrics.jsonl", wd / "training_curves.png")
@@ -378,3 +520,115 @@ def _save_artifacts(config: TrainConfig, wd: Path, params) -> None:
         from pixelrnn_jax import export
         export.export_for_sensor({"params": jax.device_get(params)}, config.model,
                                  wd / "sensor_weights")
+
+
+# --------------------------------------------------------------------------------------
+# sweeps: many seeds / learning rates of one configuration in one compiled program
+# --------------------------------------------------------------------------------------
+
+
+def init_members(config: TrainConfig, seeds, learning_rates):
+    """Stacked parameters and optimizer states, one member per (seed, learning rate)."""
+    from pixelrnn_jax.model import init as model_init
+    cfg = config.model
+    members = [(int(s), float(lr)) for s in seeds for lr in learning_rates]
+    tx = make_optimizer(config.learning_rate, config.encoder_lr_scale)
+    params = [model_init(jax.random.split(jax.random.key(s))[0], cfg, config.num_frames)["params"]
+              for s, _ in members]
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *params)
+    opt_state = jax.vmap(tx.init)(params)
+    opt_state.hyperparams["learning_rate"] = jnp.asarray([lr for _, lr in members], jnp.float32)
+    return members, tx, params, opt_state
+
+
+def sweep_step_fn(cfg: ModelConfig, tx):
+    """One jitted step for all members at once: vmap over stacked params and states."""
+    return jax.jit(jax.vmap(partial(train_step, cfg=cfg, tx=tx), in_axes=(0, 0, None, 0)))
+
+
+def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
+                dataset=None) -> dict:
+    """Trains every (seed, learning rate) of `config` together with `jax.vmap`.
+
+    All members see the same batches (the data order of `config.seed`); they differ in
+    initialization, noise draws and learning rate. Returns per-member validation and test
+    accuracy of each member's best epoch, and the mean / best over members.
+    """
+    from pixelrnn_jax import data as data_lib
+
+    cfg = config.model
+    if dataset is None:
+        dataset = data_lib.load_dataset(config.dataset, config.data_dir, seed=config.seed,
+                                        frame_size=cfg.frame_size)
+    if dataset.num_classes != cfg.num_classes:
+        cfg = cfg.replace(num_classes=dataset.num_classes)
+        config = config.replace(model=cfg)
+    members, tx, params, opt_state = init_members(config, seeds, learning_rates)
+    m = len(members)
+    step = sweep_step_fn(cfg, tx)
+    evaluate = jax.jit(jax.vmap(partial(eval_step, cfg=cfg), in_axes=(0, None)))
+    batch_size = config.batch_size
+    best_val = np.full(m, -1.0)
+    best_params = params
+    t_train, seen = 0.0, 0
+
+    def run_eval(p, split):
+        tot = np.zeros((m, 3))
+        for batch in data_lib.batches(split, batch_size, train=False, seed=config.seed,
+                                      epoch=0, num_frames=config.num_frames):
+            out = evaluate(p, pad_batch(batch, batch_size))
+            tot += np.stack([np.asarray(out[k]) for k in ("loss", "correct", "count")], 1)
+        return tot[:, 1] / np.maximum(tot[:, 2], 1)
+
+    base = jax.random.key(config.seed)
+    for epoch in range(1, config.num_epochs + 1):
+        t0 = time.perf_counter()
+        for s, batch in enumerate(data_lib.prefetch(data_lib.batches(
+                dataset.train, batch_size, train=True, seed=config.seed, epoch=epoch,
+                num_frames=config.num_frames, shift_fraction=config.shift_fraction,
+                drop_remainder=True))):
+            keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(base, epoch), s), m)
+            params, opt_state, _ = step(params, opt_state,
+                                        {k: jnp.asarray(v) for k, v in batch.items()}, keys)
+            seen += len(batch["label"])
+        jax.block_until_ready(params)
+        t_train += time.perf_counter() - t0
+        val = run_eval(params, dataset.val)
+        improved = val > best_val
+        best_val = np.where(improved, val, best_val)
+        sel = jnp.asarray(improved)
+        best_params = jax.tree.map(
+            lambda new, old: jnp.where(sel.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+            params, best_params)
+        log.info("sweep epoch %d/%d  val %s", epoch, config.num_epochs,
+                 " ".join(f"{v:.3f}" for v in val))
+    test = run_eval(best_params, dataset.test)
+    rows = [{"seed": s, "learning_rate": lr, "val_accuracy": float(v), "test_accuracy": float(t)}
+            for (s, lr), v, t in zip(members, best_val, test)]
+    out = {"members": rows, "test_accuracy_mean": float(np.mean(test)),
+           "test_accuracy_best": float(np.max(test)),
+           "test_accuracy_of_best_val": float(test[int(np.argmax(best_val))]),
+           "train_videos_per_s": seen / max(t_train, 1e-9),
+           "member_videos_per_s": m * seen / max(t_train, 1e-9)}
+    if workdir is not None:
+        wd = _prepare_workdir(workdir)
+        _write_json_atomic(wd / "sweep.json", out)
+    return out
+
+
+def load_trained(workdir) -> tuple[TrainConfig, dict]:
+    """(config, variables) of a finished run: its results.json and best_params.msgpack."""
+    from flax import serialization
+    from pixelrnn_jax.model import init as model_init
+    wd = Path(workdir)
+    res, blob = wd / "results.json", wd / "best_params.msgpack"
+    for f in (res, blob):
+        if not f.exists():
+            raise FileNotFoundError(f"{f} not found: {wd} is not a finished training run "
+                                    f"(run experiments/train.py --workdir={wd} first)")
+    d = json.loads(res.read_text())["config"]
+    model = ModelConfig(**d.pop("model"))
+    config = TrainConfig(model=model, **d)
+    template = model_init(jax.random.key(0), model, config.num_frames)["params"]
+    params = serialization.from_bytes(template, blob.read_bytes())
+    return config, {"params": params}

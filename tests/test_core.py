@@ -98,8 +98,9 @@ def test_pooled_conv_matches_reference_forward_and_gradients(exact):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-def test_conv5x5_matches_lax_conv_with_gradients():
-    x = jnp.asarray(RNG.standard_normal((2, 3, 9, 7)), jnp.float32)
+@pytest.mark.parametrize("lead", [(2, 3), (2, 40)])  # 6 planes; 80 planes: chunked gradient
+def test_conv5x5_matches_lax_conv_with_gradients(lead):
+    x = jnp.asarray(RNG.standard_normal(lead + (9, 7)), jnp.float32)
     w = jnp.asarray(RNG.standard_normal((5, 5)), jnp.float32)
     np.testing.assert_allclose(ops.conv5x5(x, w), ops.conv5x5_reference(x, w), atol=1e-5)
     g = jnp.asarray(RNG.standard_normal(x.shape), jnp.float32)

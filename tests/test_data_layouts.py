@@ -213,7 +213,8 @@ def test_wrong_layout_names_first_offending_path(tmp_path, cache):
 
 def test_unreadable_frame_reported_with_its_path(tmp_path, cache):
     root = tmp_path / "cam"
-    _write_video(root / "1" / "Set1_1_0000", np.zeros((3, 16, 16), np.uint8))
+    for c in range(1, 10):  # every class present: an incomplete copy is reported first
+        _write_video(root / str(c) / f"Set1_{c}_0000", np.zeros((3, 16, 16), np.uint8))
     bad = root / "1" / "Set1_1_0000" / "frame-1.jpg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match=f"cannot read frame {bad}"):
@@ -277,7 +278,9 @@ def test_tensorflow_is_not_used(tmp_path, cache):
 
 def test_raw_frames_are_read_lazily(tmp_path, cache, cambridge):
     frames, labels, names, _ = cambridge
-    _cambridge_tree(tmp_path / "cam", frames, labels, names, "original", count=9)
+    one = np.array([np.flatnonzero(np.asarray(labels) == c)[0] for c in range(9)])  # per class
+    _cambridge_tree(tmp_path / "cam", np.asarray(frames)[one], np.asarray(labels)[one],
+                    np.asarray(names)[one], "original", count=9)
     splits = data.load_dataset("cambridge_hand_gesture", tmp_path / "cam", raw=True,
                                cache_dir=cache)
     assert splits.frame_size == 256 and splits.train.frames is None

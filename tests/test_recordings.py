@@ -1,8 +1,9 @@
 """Real sensor readouts: loaders, splits and the cross-validated linear decoder."""
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -127,18 +128,16 @@ def test_finetune_learns_and_selects_on_train_only(tmp_path):
     json.dumps(results)
 
 
-def test_script_writes_results(tmp_path, monkeypatch):
+def test_script_writes_results(tmp_path):
+    # a subprocess: the experiment scripts define absl flags of the same names
     write_archive(tmp_path / "a.npz")
-    spec = importlib.util.spec_from_file_location(
-        "finetune_decoder", REPO / "experiments" / "finetune_decoder.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    argv = ["finetune_decoder.py", f"--recordings={tmp_path / 'a.npz'}",
-            f"--workdir={tmp_path / 'w'}", "--weight_decays=1e-3,1e-1", "--margins=0,1",
-            "--folds=3", "--steps=60", "--learning_rate=0.05"]
-    script.FLAGS(argv)
-    monkeypatch.setattr(sys, "argv", argv)
-    script.main([])
+    argv = [sys.executable, str(REPO / "experiments" / "finetune_decoder.py"),
+            f"--recordings={tmp_path / 'a.npz'}", f"--workdir={tmp_path / 'w'}",
+            "--weight_decays=1e-3,1e-1", "--margins=0,1", "--folds=3", "--steps=60",
+            "--learning_rate=0.05"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
     results = json.loads((tmp_path / "w" / "results.json").read_text())
     for key in ("test_accuracy", "train_accuracy", "val_accuracy", "n_train", "n_test", "config"):
         assert key in results

@@ -18,6 +18,7 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from PIL import Image
 import tensorflow_datasets as tfds
 from etils import epath
 
@@ -85,16 +86,39 @@ class _ManualVideoBuilder(_VideoBuilder, skip_registration=True):
         size = self.builder_config.frame_size
 
         def read(v):
-            return np.stack([preprocess.read_frame(f, size) for f in v.frames])
+            return np.stack([preprocess.read_frame(f, size) for f in v.frames]), _resolution(v)
 
+        first = None  # (resolution, video) of the first video: every video must match it
         with ThreadPoolExecutor(_THREADS) as pool:
             for lo in range(0, len(videos), 8):  # bounded look-ahead keeps memory flat
                 chunk = videos[lo:lo + 8]
-                for v, frames in zip(chunk, pool.map(read, chunk)):
+                for v, (frames, res) in zip(chunk, pool.map(read, chunk)):
+                    if first is None:
+                        first = (res, v)
+                    elif res != first[0]:
+                        raise ValueError(
+                            f"video {v.name} has frames of resolution {res[0]}x{res[1]} but "
+                            f"video {first[1].name} has {first[0][0]}x{first[0][1]}; a dataset "
+                            f"copy must keep one resolution: replace the odd video")
                     example = {"video": frames, "label": v.label, "name": v.name}
                     if "speaker" in self.EXTRA_FEATURES:
                         example["speaker"] = v.speaker
                     yield v.name, example
+
+
+def _resolution(v) -> tuple[int, int]:
+    """(width, height) shared by all frames of a video; a video mixing sizes is rejected."""
+    sizes = {}
+    for f in v.frames:
+        with Image.open(f) as im:
+            sizes.setdefault(im.size, f)
+    if len(sizes) > 1:
+        (a, fa), (b, fb) = list(sizes.items())[:2]
+        folder = v.frames[0].parent
+        raise ValueError(f"video folder {folder} ({v.name}) mixes frame sizes {a[0]}x{a[1]} "
+                         f"({fa.name}) and {b[0]}x{b[1]} ({fb.name}); keep one resolution "
+                         f"per video")
+    return next(iter(sizes))
 
 
 class CambridgeHandGesture(_ManualVideoBuilder):
@@ -127,13 +151,15 @@ class Tulips1(_ManualVideoBuilder):
 
 class SyntheticGesture(_VideoBuilder):
     """Procedural gestures (3 shapes x 3 motions), generated from scene seed 0; see
-    `pixelrnn_jax.data.synthetic` for what varies and why one frame cannot tell the motion."""
+    `pixelrnn_jax.data.synthetic` for what varies and why one frame says little of the motion."""
 
     name = "synthetic_gesture"
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"2.0.0": "Motions hold / swing / nod around the centre of the view."}
     CLASS_NAMES = synthetic.CLASS_NAMES
     DESCRIPTION = (f"Synthetic hand gestures: {synthetic.NUM_VIDEOS} videos of "
-                   f"{synthetic.NUM_FRAMES} frames, 9 classes (3 hand shapes x move right, move "
-                   f"left, wave).")
+                   f"{synthetic.NUM_FRAMES} frames, 9 classes (3 hand shapes x hold, swing, "
+                   f"nod).")
     SCENE_SEED = 0
     NUM_VIDEOS = synthetic.NUM_VIDEOS
 

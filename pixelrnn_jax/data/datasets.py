@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import tensorflow_datasets as tfds
 
 from pixelrnn_jax.data import builders, images, layouts, preprocess
 from pixelrnn_jax.data.pipeline import Split
+
+log = logging.getLogger("pixelrnn_jax")
 
 VIDEO_DATASETS = ("synthetic_gesture", "cambridge_hand_gesture", "tulips1")
 IMAGE_DATASETS = ("mnist", "cifar10")
@@ -117,6 +120,9 @@ def _prepare(builder_cls, config, tfds_dir: Path, manual_dir=None):
                                                file_format="array_record")
     download_config = tfds.download.DownloadConfig(
         manual_dir=str(manual_dir) if manual_dir is not None else None)
+    if not builder.is_prepared():
+        log.info("preparing %s in %s (once; later runs reuse it)", builder.name, tfds_dir)
+    tfds.disable_progress_bar()  # one log line instead of a progress bar per example
     builder.download_and_prepare(download_config=download_config)
     return builder
 

@@ -139,7 +139,7 @@ def scan_cambridge(root) -> list[VideoEntry]:
                                       f"but its name says class {m.group(2)}; move it to "
                                       f"{Path(root) / m.group(2)}")
                 videos.append(VideoEntry(v.name, c - 1, _frames(Path(v.path), ds)))
-    return _finish(videos, root, ds, howto)
+    return _finish(videos, root, ds, howto, CAMBRIDGE_CLASSES)
 
 
 def scan_tulips(root) -> list[VideoEntry]:
@@ -161,12 +161,18 @@ def scan_tulips(root) -> list[VideoEntry]:
                            f"digit folder {digit}", howto)
             videos.append(VideoEntry(f"{digit}/{u.name}", digit - 1,
                                      _frames(Path(u.path), ds), speaker=m.group(1)))
-    return _finish(videos, root, ds, howto)
+    return _finish(videos, root, ds, howto, TULIPS_CLASSES)
 
 
-def _finish(videos, root, ds, howto):
+def _finish(videos, root, ds, howto, classes=()):
     if not videos:
         raise FileNotFoundError(f"{ds}: no videos found under {root}.\n{howto}")
+    present = {v.label for v in videos}
+    missing = [name for i, name in enumerate(classes) if i not in present]
+    if missing:
+        raise LayoutError(f"{ds}: no videos of class(es) {', '.join(missing)} under {root}; "
+                          f"the copy looks incomplete (interrupted extraction?): extract the "
+                          f"full dataset\n{howto}")
     names = [v.name for v in videos]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})[0]

@@ -198,6 +198,8 @@ def measure_throughput(split: Split, batch_size: int = 32, *, train: bool = True
                        num_frames: int = 16) -> dict:
     """Videos/s of `batches` (and `prefetch`) alone, i.e. how fast the host can feed a
     training loop; compare with the training loop's own videos/s."""
+    if split.num_videos == 0:
+        raise ValueError(f"split {split.name!r} has no videos to time")
     it = batches(split, batch_size, train=train, seed=seed, epoch=0, num_frames=num_frames,
                  drop_remainder=False)
     videos, epoch = 0, 0

@@ -1,0 +1,102 @@
+"""Table 3's protocol on the simulated SCAMP-5: how much accuracy a model keeps on the sensor.
+
+    python experiments/train.py --flagfile=experiments/gesture.flags --workdir=runs/clean
+    python experiments/train.py --flagfile=experiments/gesture.flags --workdir=runs/noisy \\
+        --noise_input=0.6 --noise_cnn=0.6 --noise_gate=0.6 --noise_out=1.0
+    python experiments/scamp5_eval.py --runs=runs/clean,runs/noisy \\
+        --names=noise-free,noise-trained --workdir=runs/scamp5_eval
+
+For each trained run: the training set goes through the simulated sensor twice (analog noise
+calibrated to the paper, different draws), the off-sensor linear decoder is fine-tuned on the
+first pass's readouts, and the table reports train accuracy on pass 1 and pass 2 and test
+accuracy (test videos through the sensor once more). Writes results.json and table.md.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from absl import app, flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pixelrnn_jax import cli  # noqa: E402
+
+F = flags.FLAGS
+flags.DEFINE_list("runs", None, "Workdirs of finished experiments/train.py runs.")
+flags.DEFINE_list("names", None, "A name per run (default: the folder names).")
+flags.DEFINE_string("workdir", "runs/scamp5_eval", "Where results go.")
+flags.DEFINE_integer("batch_size", 32, "Videos per simulated batch.")
+flags.DEFINE_float("weight_decay", 1e-3, "Weight decay of the fine-tuned decoder.")
+flags.DEFINE_integer("seed", 0, "Seed of the sensor noise draws.")
+
+
+def sensor_readouts(variables, config, split, batch_size, key):
+    import jax
+    import numpy as np
+
+    from pixelrnn_jax import data, scamp5
+    out = []
+    for i, batch in enumerate(data.batches(split, batch_size, train=False, seed=0, epoch=0,
+                                           num_frames=config.K)):
+        r = scamp5.simulate(variables, batch["video"], config, rng=jax.random.fold_in(key, i))
+        out.append(np.asarray(r)[:, -1])
+    return np.concatenate(out)
+
+
+def evaluate_run(run_dir, batch_size, weight_decay, seed) -> dict:
+    import jax
+    import numpy as np
+
+    from pixelrnn_jax import data, recordings
+    from pixelrnn_jax.train import load_trained
+    config, variables = load_trained(run_dir)
+    cfg = config.model
+    ds = data.load_dataset(config.dataset, config.data_dir, seed=config.seed,
+                           frame_size=cfg.frame_size)
+    key = jax.random.key(seed)
+    run1 = sensor_readouts(variables, cfg, ds.train, batch_size, jax.random.fold_in(key, 1))
+    run2 = sensor_readouts(variables, cfg, ds.train, batch_size, jax.random.fold_in(key, 2))
+    test = sensor_readouts(variables, cfg, ds.test, batch_size, jax.random.fold_in(key, 3))
+    dec = recordings.fit_decoder(run1, ds.train.labels, 0, weight_decay,
+                                 recordings.DecoderConfig(), ds.num_classes)
+    acc = lambda x, y: float((dec.predict(x) == y).mean())  # noqa: E731
+    noise = {k: getattr(cfg, k) for k in ("noise_input", "noise_cnn", "noise_gate", "noise_out")}
+    return {"train_accuracy_run1": acc(run1, ds.train.labels),
+            "train_accuracy_run2": acc(run2, ds.train.labels),
+            "test_accuracy": acc(test, ds.test.labels),
+            "simulation_test_accuracy": json.loads(
+                (Path(run_dir) / "results.json").read_text())["test_accuracy"],
+            "training_noise": noise, "dataset": config.dataset, "run": str(run_dir)}
+
+
+def main(argv):
+    del argv
+    cli.setup_logging()
+    if not F.runs:
+        cli.fail("--runs is required: the workdirs of trained models (see --helpfull)")
+    names = F.names or [Path(r).name for r in F.runs]
+    if len(names) != len(F.runs):
+        cli.fail(f"--names has {len(names)} entries for {len(F.runs)} runs")
+    rows = []
+    for name, run in zip(names, F.runs):
+        try:
+            rows.append({"model": name, **evaluate_run(run, F.batch_size, F.weight_decay,
+                                                       F.seed)})
+        except (FileNotFoundError, ValueError) as e:
+            cli.fail(str(e))
+    wd = Path(F.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "results.json").write_text(json.dumps({"rows": rows}, indent=2))
+    lines = ["| model | train acc. run 1 | train acc. run 2 | test acc. (sensor) | test acc. (simulation) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {100 * r['train_accuracy_run1']:.1f}% | "
+              f"{100 * r['train_accuracy_run2']:.1f}% | {100 * r['test_accuracy']:.1f}% | "
+              f"{100 * r['simulation_test_accuracy']:.1f}% |" for r in rows]
+    (wd / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.parse_flags)

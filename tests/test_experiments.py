@@ -1,0 +1,129 @@
+"""experiments/ablation.py (Table S4, Fig. S1) and experiments/bandwidth.py (Fig. 3):
+the accounting-only table, the record builders and the bandwidth windows."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from absl import flags
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+
+import ablation  # noqa: E402
+import bandwidth  # noqa: E402
+
+# Table S4 as printed: key, params, bytes/px 1 bit, 32 bit (None: the table's '-'),
+# readout per 16 frames. Memory is exact here; the table rounds half up (2.375 -> 2.38).
+TABLE_S4 = [
+    ("raw", 0, None, 1.5, 1_048_576),
+    ("difference_camera", 0, 0.25, None, 65_536),
+    ("event_camera", 0, 0.25, None, 65_536),
+    ("1cnn_srnn", 451, 2.375, 76.0, 4_096),
+    ("1cnn_lstm", 601, 3.375, 108.0, 4_096),
+    ("1cnn_gru", 551, 2.875, 92.0, 4_096),
+    ("1cnn_mgu", 501, 2.625, 84.0, 4_096),
+    ("1cnn_genrnn01", 553, 3.0, 96.0, 4_096),
+    ("1cnn_genrnn11", 553, 3.0, 96.0, 4_096),
+    ("1cnn_pixelrnn", 501, 2.75, 88.0, 4_096),
+    ("2cnn_srnn", 852, 4.375, 140.0, 4_096),
+    ("2cnn_lstm", 1_002, 5.375, 172.0, 4_096),
+    ("2cnn_gru", 952, 4.875, 156.0, 4_096),
+    ("2cnn_mgu", 902, 4.625, 148.0, 4_096),
+    ("2cnn_genrnn01", 954, 5.0, 160.0, 4_096),
+    ("2cnn_genrnn11", 954, 5.0, 160.0, 4_096),
+    ("2cnn_pixelrnn", 902, 4.75, 152.0, 4_096),
+]
+PRINTED = {"2cnn_lstm": "5.38", "1cnn_mgu": "2.63", "1cnn_srnn": "2.38", "raw": "1.50"}
+ACCURACY = [f"test_accuracy_{s}_{p}" for p in ("1bit", "32bit") for s in ("mean", "best")]
+
+
+@pytest.fixture(scope="module")
+def accounting_only(tmp_path_factory):
+    """Runs the script's main with --accounting_only, as the command line does."""
+    wd = tmp_path_factory.mktemp("table_s4")
+    if "accounting_only" not in flags.FLAGS:
+        ablation.define_flags()
+    flags.FLAGS(["ablation.py", "--accounting_only", f"--workdir={wd}"])
+    try:
+        ablation.main(["ablation.py"])
+    finally:
+        flags.FLAGS.unparse_flags()
+    return wd
+
+
+def test_accounting_only_reproduces_table_s4(accounting_only):
+    rows = json.loads((accounting_only / "results.json").read_text())["rows"]
+    got = [(r["model"], r["onsensor_params"], r["feature_bytes_per_pixel_1bit"],
+            r["feature_bytes_per_pixel_32bit"], r["readout_values_per_16_frames"])
+           for r in rows]
+    assert got == TABLE_S4
+    for r in rows:
+        assert all(r[k] is None for k in ACCURACY)
+    assert not (accounting_only / "accuracy_vs_memory.png").exists()
+
+
+def test_accounting_only_markdown(accounting_only):
+    md = (accounting_only / "results.md").read_text().splitlines()
+    assert len(md) == 2 + 17
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in md[2:]}
+    assert rows["2 CNN + LSTM"] == ["", "", "1,002", "5.38", "172.00", "4,096"]
+    assert rows["1 CNN + MGU"][3] == PRINTED["1cnn_mgu"]
+    assert rows["RAW"][3:] == ["-", "1.50", "1,048,576"]
+    assert rows["Event Camera"][3:] == ["0.25", "-", "65,536"]
+
+
+def _fake_sweep(accs):
+    return {"members": [{"seed": i, "learning_rate": 1e-2, "test_accuracy": a}
+                        for i, a in enumerate(accs)],
+            "test_accuracy_mean": sum(accs) / len(accs), "test_accuracy_best": max(accs)}
+
+
+def test_row_records_from_sweeps(tmp_path):
+    rows = {k: (k, label, cfg) for k, label, cfg in ablation.table_rows()}
+    assert list(rows) == [r[0] for r in TABLE_S4]
+    assert ablation.row_precisions(rows["raw"][2]) == ("32bit",)
+    assert ablation.row_precisions(rows["event_camera"][2]) == ("1bit",)
+    assert ablation.row_precisions(rows["1cnn_gru"][2]) == ("1bit", "32bit")
+    rec = ablation.build_row(*rows["1cnn_pixelrnn"],
+                             {"1bit": _fake_sweep([0.5, 0.7]), "32bit": _fake_sweep([0.9])})
+    assert rec["test_accuracy_mean_1bit"] == pytest.approx(0.6)
+    assert rec["test_accuracy_best_1bit"] == 0.7
+    assert rec["test_accuracy_best_32bit"] == 0.9 and rec["members_1bit"] == 2
+    raw = ablation.build_row(*rows["raw"], {"32bit": _fake_sweep([0.4])})
+    assert raw["test_accuracy_best_1bit"] is None and raw["test_accuracy_best_32bit"] == 0.4
+    ablation.write_results(tmp_path, [rec, raw], {"dataset": "fake"})
+    assert (tmp_path / "accuracy_vs_memory.png").stat().st_size > 1000
+    md = (tmp_path / "results.md").read_text()
+    assert "| 1 CNN + PixelRNN | 60.0 / 70.0 | 90.0 / 90.0 | 501 |" in md
+
+
+def test_bandwidth_windows_and_readout():
+    assert bandwidth.WINDOWS == (1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 40, 48, 56, 64)
+    records = [bandwidth.build_record(w, bandwidth.window_config(w)) for w in bandwidth.WINDOWS]
+    assert [r["readout_values_per_16_frames"] for r in records] == [
+        4096, 1024, 441, 256, 144, 100, 81, 64, 16, 4, 4, 1, 1, 1, 1]
+    assert all(r["readout_values_per_16_frames"] == r["plane_size"] ** 2 for r in records)
+    assert {r["cnn_layers"] for r in records} == {0}
+
+
+def test_bandwidth_cnn_only_where_the_plane_allows():
+    layers = {w: bandwidth.window_config(w, cnn_layers=1).cnn_layers for w in bandwidth.WINDOWS}
+    assert [w for w, n in layers.items() if n] == [1, 2, 4, 5, 8, 16]  # sides 64 .. 4
+    with pytest.raises(ValueError, match="window 65"):
+        bandwidth.window_config(65)
+
+
+def test_bandwidth_figure_and_table(tmp_path):
+    records = [dict(bandwidth.build_record(w, bandwidth.window_config(w)),
+                    test_accuracy_mean=0.5 - w / 200, test_accuracy_best=0.6 - w / 200)
+               for w in (1, 8, 64)]
+    from pixelrnn_jax import plots
+    out = plots.accuracy_vs_bandwidth(records, tmp_path / "bw.png")
+    assert out.stat().st_size > 1000
+    md = bandwidth.markdown(records).splitlines()
+    assert md[2] == "| 1x1 | 64 | 0 | 4,096 | 49.5 | 59.5 |"
+    assert md[-1].startswith("| 64x64 | 1 | 0 | 1 |")
