@@ -85,8 +85,9 @@ def test_one_optimizer_step_flips_a_binary_weight():
 # ---------------------------------------------------------------- kernels
 
 @pytest.mark.parametrize("exact", [True, False])
-def test_pooled_conv_matches_reference_forward_and_gradients(exact):
-    x = jnp.asarray(np.sign(RNG.standard_normal((3, 16, 20)) + 0.2), jnp.float32)
+@pytest.mark.parametrize("shape", [(3, 16, 20), (40, 8, 8)])  # one chunk; 2 chunks of 20
+def test_pooled_conv_matches_reference_forward_and_gradients(exact, shape):
+    x = jnp.asarray(np.sign(RNG.standard_normal(shape) + 0.2), jnp.float32)
     w = jnp.asarray(np.sign(RNG.standard_normal((16, 5, 5))), jnp.float32)
     fast = lambda x, w: ops.pooled_conv(x, w, exact, True).reshape(x.shape)  # noqa: E731
     ref = lambda x, w: ops.tile(ops.pooled_conv_reference(x, w))  # noqa: E731
