@@ -70,6 +70,9 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 16, "Batch size (all members see the same batches).")
     flags.DEFINE_integer("data_seed", 0, "Seed of the data split and order.")
     flags.DEFINE_float("delta", 0.1, "Threshold of the difference and event cameras.")
+    flags.DEFINE_float("m", 2.0, "Surrogate steepness of the binary quantizers.")
+    flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder's.")
+    flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training.")
     flags.DEFINE_bool("accounting_only", False,
                       "Write the table's parameter, memory and readout columns only.")
 
@@ -165,13 +168,14 @@ def load_data(dataset, data_dir, seed, cfg):
 
 
 def run_sweep(cfg, run_dir, *, dataset, data_dir, seeds, learning_rates, num_epochs,
-              batch_size, data_seed) -> dict:
+              batch_size, data_seed, encoder_lr_scale=0.1, shift_fraction=0.1) -> dict:
     """train_sweep of one config over seeds x learning rates in run_dir; a finished sweep
     with the same settings is read back instead of retrained."""
     from pixelrnn_jax.train import TrainConfig, train_sweep
     config = TrainConfig(model=cfg, dataset=dataset, data_dir=data_dir,
                          batch_size=batch_size, num_epochs=num_epochs, seed=data_seed,
-                         learning_rate=float(learning_rates[0]), export_weights=False)
+                         learning_rate=float(learning_rates[0]), export_weights=False,
+                         encoder_lr_scale=encoder_lr_scale, shift_fraction=shift_fraction)
     spec = {"config": config.to_dict(), "seeds": [int(s) for s in seeds],
             "learning_rates": [float(lr) for lr in learning_rates]}
     spec = json.loads(json.dumps(spec, default=str))
@@ -214,7 +218,7 @@ def selected(rows):
             continue
         for prec in row_precisions(cfg):
             if prec in F.precisions:
-                jobs.append((key, prec, cfg.replace(precision=prec, delta=F.delta)))
+                jobs.append((key, prec, cfg.replace(precision=prec, delta=F.delta, m=F.m)))
     if not jobs:
         cli.fail(f"nothing to train for --models={F.models} --cnn_layers={F.cnn_layers} "
                  f"--precisions={F.precisions}")
@@ -237,7 +241,8 @@ def main(argv):
     seeds = parse_numbers(F.seeds, int, "seeds")
     lrs = parse_numbers(F.learning_rates, float, "learning_rates")
     settings.update(seeds=seeds, learning_rates=lrs, num_epochs=F.num_epochs,
-                    batch_size=F.batch_size, data_seed=F.data_seed, delta=F.delta)
+                    batch_size=F.batch_size, data_seed=F.data_seed, delta=F.delta, m=F.m,
+                    encoder_lr_scale=F.encoder_lr_scale, shift_fraction=F.shift_fraction)
     jobs = selected(rows)
     sweeps: dict = {}
     t0 = time.perf_counter()
@@ -246,7 +251,8 @@ def main(argv):
             out = run_sweep(cfg, Path(F.workdir) / f"{key}_{prec}", dataset=F.dataset,
                             data_dir=F.data_dir, seeds=seeds, learning_rates=lrs,
                             num_epochs=F.num_epochs, batch_size=F.batch_size,
-                            data_seed=F.data_seed)
+                            data_seed=F.data_seed, encoder_lr_scale=F.encoder_lr_scale,
+                            shift_fraction=F.shift_fraction)
         except (ValueError, FileNotFoundError, NotADirectoryError, TrainingError) as e:
             cli.fail(f"{key} {prec}: {e}")
         sweeps.setdefault(key, {})[prec] = out
