@@ -154,9 +154,8 @@ class SyntheticGesture(_VideoBuilder):
     `pixelrnn_jax.data.synthetic` for what varies and why one frame says little of the motion."""
 
     name = "synthetic_gesture"
-    VERSION = tfds.core.Version("3.0.0")
-    RELEASE_NOTES = {"2.0.0": "Motions hold / swing / nod around the centre of the view.",
-                     "3.0.0": "Every frame's hand position distributed alike for all motions."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"2.0.0": "Motions hold / swing / nod around the centre of the view."}
     CLASS_NAMES = synthetic.CLASS_NAMES
     DESCRIPTION = (f"Synthetic hand gestures: {synthetic.NUM_VIDEOS} videos of "
                    f"{synthetic.NUM_FRAMES} frames, 9 classes (3 hand shapes x hold, swing, "

@@ -13,10 +13,9 @@ apart:
 
   class = 3 * shape + motion, names `shape/motion`, 100 videos per class (900 in all).
 
-Why a single frame does not reveal the motion: both swings start at a random phase, and a
-hand that does not swing along an axis stays at a point drawn like a swinging hand's
-position at a random frame, so every frame's hand position has the same distribution for the
-three motions (a test checks it). The motion is only in how the silhouette changes from frame
+Why a single frame says little about the motion: both swings start at a random phase, so a
+frame shows the hand anywhere along its swing, often near the centre; and the centre of
+every video is jittered horizontally. The motion is in how the silhouette changes from frame
 to frame, which the recurrent encoder sees and a per-frame classifier does not.
 
 The hand stays near the middle of the view, like the hands of the Cambridge Hand Gesture
@@ -81,8 +80,6 @@ class SceneParams:
     travel: np.ndarray      # distance moved by the sweeps, frame widths
     wave_amp: np.ndarray    # amplitude of the wave, frame widths
     wave_phase: np.ndarray  # where in its swing the wave starts, radians
-    pose: np.ndarray        # (n, 2): swing phases (radians) of a hand that does not move
-                            # along x / along y: where it stays, drawn like a swing position
     cy: np.ndarray          # vertical position of the palm centre
     scale: np.ndarray       # hand size unit, fraction of the frame
     angle: np.ndarray       # hand rotation, radians
@@ -120,7 +117,7 @@ def sample_scenes(seed: int = 0, num_videos: int = NUM_VIDEOS) -> SceneParams:
         angle=np.deg2rad(u(-6, 6)), hand_gray=u(195, 230), bg_gray=u(25, 60),
         tex=tex, gain=u(0.8, 1.2), grad=u(-0.08, 0.08, 2),
         flicker=np.stack([u(0, 0.04), u(0, 2 * np.pi)], axis=-1),
-        noise=u(3, 8), seed=rng.integers(0, 2**31, size=n), pose=u(0, 2 * np.pi, 2),
+        noise=u(3, 8), seed=rng.integers(0, 2**31, size=n),
     )
 
 
@@ -128,21 +125,17 @@ def _trajectory(p: SceneParams, num_frames: int) -> tuple[np.ndarray, np.ndarray
     """Hand position per frame: x (n, t) and y (n, t), fractions of the frame.
 
     hold: the hand stays (a slight tremor); swing: it swings left and right; nod: it swings
-    up and down. A hand that does not swing along an axis stays at a point drawn exactly like
-    a swinging hand's position at a random frame (amplitude x sine of a uniform phase), so at
-    every frame the position has the same distribution for the three motions: a single frame
-    does not tell them apart, only the change over time does.
+    up and down. Both swings start at a random phase, and the centre of every video is
+    jittered by about as much as the swings move the hand, so a single frame's position
+    says little about the motion.
     """
     tau = np.linspace(0.0, 1.0, num_frames)[None, :]
     motion = (p.label % 3)[:, None]
-    amp = p.wave_amp[:, None]
     osc = np.sin(2 * np.pi * 1.5 * tau + p.wave_phase[:, None])
-    still_x = amp * np.sin(p.pose[:, :1])
-    still_y = 0.8 * amp * np.sin(p.pose[:, 1:])
     tremor = 0.008 * np.sin(2 * np.pi * 3 * tau + p.wave_phase[:, None])
-    dx = np.where(motion == 1, amp * osc, still_x + tremor)
-    dy = np.where(motion == 2, 0.8 * amp * osc, still_y)
-    x = 0.48 + 0.04 * p.phase[:, None] + dx
+    dx = np.where(motion == 1, p.wave_amp[:, None] * osc, tremor)
+    dy = np.where(motion == 2, 0.8 * p.wave_amp[:, None] * osc, 0.0)
+    x = 0.46 + 0.08 * p.phase[:, None] + dx
     return np.mod(x, 1.0), p.cy[:, None] + dy
 
 
