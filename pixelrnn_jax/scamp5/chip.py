@@ -149,6 +149,13 @@ class ChipNoise:
         return self.cnn_std > 0 or self.gate_std > 0
 
     @classmethod
+    def calibrated(cls) -> "ChipNoise":
+        """The calibration to the 45 Cambridge videos with real readouts (`experiments/
+        sim2real.py`, all videos, fixed pattern left out): the chip as a run sees it."""
+        return cls(gain=1.0, cnn_std=3.0, gate_std=4.0, readout_input_gain=0.456,
+                   readout_hidden_gain=0.279, readout_offset=8.16, readout_std=38.0)
+
+    @classmethod
     def from_op_std(cls, op_std: float, **kw) -> "ChipNoise":
         """Decision-site noise from a per-accumulate-step std: 25 steps before the CNN
         threshold, 50 (two 25-tap kernels) before the forget gate."""
