@@ -337,7 +337,9 @@ def _video_parts(w, pooled, noise, facts, key):
     x = x.reshape(n, facts.cycle, SIDE, SIDE)
     kg = (jax.random.split(k_gate, n) if k_gate is not None
           else jnp.zeros((n, 2), jnp.uint32))
-    one = lambda xc, kc: rnn_cycle(w, xc, noise, facts, kc if noise.gate_std > 0 else None)  # noqa: E731
+    def one(xc, kc):
+        return rnn_cycle(w, xc, noise, facts, kc if noise.gate_std > 0 else None)
+
     return jax.vmap(one)(x, kg)
 
 
