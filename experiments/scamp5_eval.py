@@ -10,6 +10,13 @@ For each trained run: the training set goes through the simulated sensor twice (
 calibrated to the paper, different draws), the off-sensor linear decoder is fine-tuned on the
 first pass's readouts, and the table reports train accuracy on pass 1 and pass 2 and test
 accuracy (test videos through the sensor once more). Writes results.json and table.md.
+
+--sensor_mode=chip runs the chip mode instead (`scamp5.chip`: the authors' program as it
+really runs on the SCAMP-5, with the non-idealities calibrated to real readouts by
+experiments/sim2real.py; --chip_calibration names its chip_calibration.json, default the
+built-in `ChipNoise.calibrated()`): how much accuracy a model keeps on the real chip.
+    python experiments/scamp5_eval.py --runs=runs/noisy --sensor_mode=chip \\
+        --chip_calibration=runs/sim2real/chip_calibration.json --workdir=runs/scamp5_chip
 """
 from __future__ import annotations
 
@@ -30,22 +37,43 @@ flags.DEFINE_string("workdir", "runs/scamp5_eval", "Where results go.")
 flags.DEFINE_integer("batch_size", 32, "Videos per simulated batch.")
 flags.DEFINE_float("weight_decay", 1e-3, "Weight decay of the fine-tuned decoder.")
 flags.DEFINE_integer("seed", 0, "Seed of the sensor noise draws.")
+flags.DEFINE_enum("sensor_mode", "ideal", ["ideal", "chip"],
+                  "ideal: the paper's program (scamp5.simulate); chip: the program as it runs "
+                  "on the real chip (scamp5.chip), calibrated non-idealities.")
+flags.DEFINE_string("chip_calibration", None, "chip_calibration.json of experiments/sim2real.py "
+                    "(default: ChipNoise.calibrated()).")
 
 
-def sensor_readouts(variables, config, split, batch_size, key):
+def chip_noise(path):
+    from pixelrnn_jax import scamp5
+    return scamp5.ChipNoise.calibrated() if path is None else scamp5.load_calibration(path)
+
+
+def sensor_readouts(variables, config, split, batch_size, key, mode="ideal", noise=None):
     import jax
     import numpy as np
 
-    from pixelrnn_jax import data, scamp5
+    from pixelrnn_jax import data, official, scamp5
+    if mode == "chip":
+        if config.K != scamp5.chip.CYCLE or config.frame_size != scamp5.chip.SIDE or \
+                config.input_pool != 1:
+            raise ValueError(f"the chip program reads 64x64 frames in {scamp5.chip.CYCLE}-frame "
+                             f"cycles: the model has frame_size={config.frame_size}, "
+                             f"input_pool={config.input_pool}, K={config.K}")
+        weights = scamp5.chip.chip_weights(official.from_variables(variables))
     out = []
     for i, batch in enumerate(data.batches(split, batch_size, train=False, seed=0, epoch=0,
                                            num_frames=config.K)):
-        r = scamp5.simulate(variables, batch["video"], config, rng=jax.random.fold_in(key, i))
+        if mode == "chip":
+            r = scamp5.chip.simulate(weights, np.asarray(batch["video"], np.float32), noise,
+                                     jax.random.fold_in(key, i))
+        else:
+            r = scamp5.simulate(variables, batch["video"], config, rng=jax.random.fold_in(key, i))
         out.append(np.asarray(r)[:, -1])
     return np.concatenate(out)
 
 
-def evaluate_run(run_dir, batch_size, weight_decay, seed) -> dict:
+def evaluate_run(run_dir, batch_size, weight_decay, seed, mode="ideal", noise=None) -> dict:
     import jax
     import numpy as np
 
@@ -56,19 +84,21 @@ def evaluate_run(run_dir, batch_size, weight_decay, seed) -> dict:
     ds = data.load_dataset(config.dataset, config.data_dir, seed=config.seed,
                            frame_size=cfg.frame_size)
     key = jax.random.key(seed)
-    run1 = sensor_readouts(variables, cfg, ds.train, batch_size, jax.random.fold_in(key, 1))
-    run2 = sensor_readouts(variables, cfg, ds.train, batch_size, jax.random.fold_in(key, 2))
-    test = sensor_readouts(variables, cfg, ds.test, batch_size, jax.random.fold_in(key, 3))
+    run1, run2, test = (sensor_readouts(variables, cfg, split, batch_size,
+                                        jax.random.fold_in(key, i), mode, noise)
+                        for i, split in ((1, ds.train), (2, ds.train), (3, ds.test)))
     dec = recordings.fit_decoder(run1, ds.train.labels, 0, weight_decay,
                                  recordings.DecoderConfig(), ds.num_classes)
     acc = lambda x, y: float((dec.predict(x) == y).mean())  # noqa: E731
-    noise = {k: getattr(cfg, k) for k in ("noise_input", "noise_cnn", "noise_gate", "noise_out")}
+    training_noise = {k: getattr(cfg, k)
+                      for k in ("noise_input", "noise_cnn", "noise_gate", "noise_out")}
     return {"train_accuracy_run1": acc(run1, ds.train.labels),
             "train_accuracy_run2": acc(run2, ds.train.labels),
             "test_accuracy": acc(test, ds.test.labels),
             "simulation_test_accuracy": json.loads(
                 (Path(run_dir) / "results.json").read_text())["test_accuracy"],
-            "training_noise": noise, "dataset": config.dataset, "run": str(run_dir)}
+            "training_noise": training_noise, "sensor_mode": mode,
+            "dataset": config.dataset, "run": str(run_dir)}
 
 
 def main(argv):
@@ -82,8 +112,9 @@ def main(argv):
     rows = []
     for name, run in zip(names, F.runs):
         try:
+            noise = chip_noise(F.chip_calibration) if F.sensor_mode == "chip" else None
             rows.append({"model": name, **evaluate_run(run, F.batch_size, F.weight_decay,
-                                                       F.seed)})
+                                                       F.seed, F.sensor_mode, noise)})
         except (FileNotFoundError, ValueError) as e:
             cli.fail(str(e))
     wd = Path(F.workdir)
