@@ -15,6 +15,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from pixelrnn_jax import ops
 from pixelrnn_jax.cells import CellSpec, get_cell_spec
@@ -24,6 +25,25 @@ from pixelrnn_jax.quantizers import add_noise, sign
 Array = jax.Array
 
 NUM_MAPS = 16
+
+# The smallest threshold a binary CNN layer applies. Its pooled maps are ReLU outputs, sums of
+# +-1 products: with a threshold <= 0 every cell would pass and the layer's output would be
+# constant +1, whatever the image (training can drift there: the surrogate gradient is
+# largest at pooled = 0). Any threshold in (0, 1] means "at least one product more +1 than
+# -1", so flooring at 0.5 changes nothing else.
+MIN_BINARY_THRESHOLD = 0.5
+
+
+def effective_threshold(threshold, binary: bool):
+    """The threshold a CNN layer applies (and the sensor is loaded with): the learned value,
+    floored at MIN_BINARY_THRESHOLD for binary layers. The floor is straight-through: the
+    learned value keeps its gradient, so it can move back above the floor."""
+    if not binary:
+        return threshold
+    if isinstance(threshold, jax.Array):  # traced or on device
+        return threshold + jax.lax.stop_gradient(
+            jnp.maximum(threshold, MIN_BINARY_THRESHOLD) - threshold)
+    return np.maximum(np.asarray(threshold, np.float32), np.float32(MIN_BINARY_THRESHOLD))
 
 
 def _latent_init(binary: bool):
@@ -64,7 +84,8 @@ class InPixelCNN(nn.Module):
         kernel = self.param("kernel", _latent_init(cfg.binary), (NUM_MAPS, ops.KERNEL, ops.KERNEL))
         threshold = self.param("threshold", nn.initializers.constant(1.0), ())
         w = sign(kernel, cfg.m) if cfg.binary else kernel
-        return cnn_layer(x, w, threshold, noise, binary=cfg.binary, m=cfg.m, first=self.first)
+        return cnn_layer(x, w, effective_threshold(threshold, cfg.binary), noise,
+                         binary=cfg.binary, m=cfg.m, first=self.first)
 
 
 class CellParams(nn.Module):

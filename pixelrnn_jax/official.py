@@ -40,6 +40,7 @@ import numpy as np
 from pixelrnn_jax import ops
 from pixelrnn_jax.cells import get_cell_spec
 from pixelrnn_jax.config import ModelConfig
+from pixelrnn_jax.encoder import effective_threshold
 from pixelrnn_jax.quantizers import sign
 
 Array = jax.Array
@@ -498,10 +499,12 @@ def from_variables(variables) -> OfficialWeights:
     missing = [k for k in (*CELL_KERNELS, "theta") if k not in cell]
     if missing:
         raise ValueError(f"variables' cell lacks {missing}: expected the 'pixelrnn' cell")
-    fields = {"conv1": _binarize(cnn0["kernel"]), "thresh1": float(cnn0["threshold"])}
+    fields = {"conv1": _binarize(cnn0["kernel"]),
+              "thresh1": float(effective_threshold(np.asarray(cnn0["threshold"]), True))}
     if "cnn_1" in enc:
         fields["conv2"] = _binarize(enc["cnn_1"]["kernel"])
-        fields["thresh2"] = float(enc["cnn_1"]["threshold"])
+        fields["thresh2"] = float(effective_threshold(np.asarray(enc["cnn_1"]["threshold"]),
+                                                      True))
     for k in CELL_KERNELS:
         fields[k] = _binarize(cell[k])
     fields["rnn_threshold"] = float(cell["theta"])
@@ -573,7 +576,8 @@ def _intermediates_jit(enc, binarized, config):
     for i in range(config.cnn_layers):
         p = enc[f"cnn_{i}"]
         pooled = ops.pooled_conv(planes, sign(p["kernel"], config.m), True, i > 0)
-        pre = pooled.reshape(planes.shape) - p["threshold"]  # pooled_conv is already tiled
+        # pooled_conv is already tiled
+        pre = pooled.reshape(planes.shape) - effective_threshold(p["threshold"], True)
         planes = sign(pre, config.m)
     x = planes.reshape(nb, t, h, w)
 

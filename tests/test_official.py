@@ -27,7 +27,7 @@ def random_weights(seed=0, conv2=False, decoder=True) -> official.OfficialWeight
                      fin_convpost_weight=rng.normal(size=1), fin_convpost_bias=rng.normal(size=1),
                      fc_weight=rng.normal(size=(4, 64 * 64)), fc_bias=rng.normal(size=4))
     return official.OfficialWeights(
-        conv1=pm(16, 5, 5), thresh1=float(rng.normal()), w_f=pm(5, 5), u_f=pm(5, 5),
+        conv1=pm(16, 5, 5), thresh1=float(0.5 + abs(rng.normal())), w_f=pm(5, 5), u_f=pm(5, 5),
         w_o=pm(5, 5), u_o=pm(5, 5), rnn_threshold=float(rng.normal()),
         conv2=pm(16, 5, 5) if conv2 else None, thresh2=float(rng.normal()) if conv2 else None,
         **extra)
@@ -250,3 +250,24 @@ def test_intermediates_script(tmp_path):
     np.savez(tmp_path / "bad.npz", frames=binarized)
     with pytest.raises(ValueError, match="binarized"):
         script.run(tmp_path / "w.txt", tmp_path / "bad.npz", tmp_path / "y.npz")
+
+
+def test_binary_cnn_threshold_is_floored_where_it_is_applied_and_exported():
+    """A binary CNN threshold <= 0 would pass every cell (constant output): the layer, the
+    exported weight file and the sensor planes all apply max(threshold, 0.5)."""
+    _, variables = _small_model()
+    low = jax.tree.map(np.array, variables)
+    low["params"]["encoder"]["cnn_0"]["threshold"] = np.float32(-0.7)
+    floor = jax.tree.map(np.array, variables)
+    floor["params"]["encoder"]["cnn_0"]["threshold"] = np.float32(0.5)
+    video = np.random.default_rng(1).standard_normal((1, 16, 64, 64)).astype(np.float32)
+    a = np.asarray(pixelrnn_jax.encode(low, video, SMALL))
+    b = np.asarray(pixelrnn_jax.encode(floor, video, SMALL))
+    np.testing.assert_array_equal(a, b)
+    assert official.from_variables(low).thresh1 == 0.5
+    # the floor is straight-through: the learned value still gets a gradient
+    g = jax.grad(lambda t: pixelrnn_jax.encode(
+        {"params": {**low["params"], "encoder": {**low["params"]["encoder"], "cnn_0": {
+            **low["params"]["encoder"]["cnn_0"], "threshold": t}}}},
+        video, SMALL).sum())(np.float32(-0.7))
+    assert np.isfinite(g) and g != 0

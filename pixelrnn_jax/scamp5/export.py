@@ -31,6 +31,7 @@ import numpy as np
 
 from pixelrnn_jax import official
 from pixelrnn_jax.config import ModelConfig
+from pixelrnn_jax.encoder import effective_threshold
 from pixelrnn_jax.scamp5 import layout
 
 Array = jax.Array
@@ -149,7 +150,8 @@ def weight_planes(variables, config: ModelConfig) -> WeightPlanes:
         if name not in enc:
             raise ValueError(f"config has cnn_layers={config.cnn_layers} but the variables have "
                              f"no {name!r}; pass the config the model was built with")
-        cnn.append((enc[name]["kernel"], enc[name]["threshold"]))
+        cnn.append((enc[name]["kernel"],
+                    effective_threshold(np.asarray(enc[name]["threshold"]), True)))
     cell = enc["cell"]
     for name in (*layout.CELL_BLOCKS, "theta"):
         if name not in cell:
