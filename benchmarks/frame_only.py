@@ -1,10 +1,13 @@
 """Does the built-in dataset need time? A frame-only classifier against binary PixelRNN.
 
-    python benchmarks/frame_only.py --num_epochs=40 --workdir=runs/frame_only
+    python benchmarks/frame_only.py --num_epochs=100 --workdir=runs/frame_only
 
 Trains, with the same settings, (a) binary 1-CNN + PixelRNN on 16-frame clips and (b) the
 same encoder on single frames (K = 1: the readout is w_o * CNN(x) + u_o * 1 of one random
 frame of each clip, no recurrence), and prints one JSON line with both test accuracies.
+
+Measured on the built-in dataset with gesture.flags' settings (100 epochs): frame-only test
+accuracy 0.811 (`--models=frame_only`), against 0.989 for PixelRNN from the Quickstart run.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pixelrnn_jax import cli  # noqa: E402
 
 F = flags.FLAGS
-flags.DEFINE_integer("num_epochs", 60, "Epochs for each model.")
+flags.DEFINE_integer("num_epochs", 100, "Epochs for each model.")
 flags.DEFINE_float("learning_rate", 0.01, "Decoder learning rate.")
 flags.DEFINE_float("encoder_lr_scale", 0.5, "Encoder / decoder learning rate.")
 flags.DEFINE_float("m", 0.5, "Surrogate steepness.")
