@@ -162,7 +162,7 @@ CHUNK = 32  # frames per `lax.map` iteration of the pooled conv
 
 
 def _map_frames(fn, *arrays):
-    """fn over chunks of at most CHUNK frames (leading axis) under `lax.map`.
+    """fn over chunks of at most CHUNK frames (leading axis of every array leaf) under `lax.map`.
 
     Returns fn's outputs stacked over chunks, (chunks, ...): `_unchunk` restores per-frame
     outputs, `.sum(0)` reduces per-chunk ones. The loop boundary makes XLA materialize each
@@ -170,10 +170,10 @@ def _map_frames(fn, *arrays):
     of its output (the stacked output, the saved residuals, the tiled reshape) and recomputes
     it in each: measured 4x the work.
     """
-    n = arrays[0].shape[0]
+    n = jax.tree.leaves(arrays)[0].shape[0]
     c = max(d for d in range(1, CHUNK + 1) if n % d == 0)
-    split = [a.reshape((n // c, c) + a.shape[1:]) for a in arrays]
-    return jax.lax.map(lambda a: fn(*a), tuple(split))
+    split = jax.tree.map(lambda a: a.reshape((n // c, c) + a.shape[1:]), arrays)
+    return jax.lax.map(lambda a: fn(*a), split)
 
 
 def _unchunk(tree):
@@ -290,10 +290,7 @@ def _pooled_conv_bwd(exact, input_grad, res, g):
         best, arg = _decode(cc, exact)
         return _pooled_conv_bwd_chunk(xc, w, best, arg, gc, input_grad)
 
-    if exact:
-        out = _map_frames(chunk, xs, code, g)
-    else:
-        out = _map_frames(lambda xc, bc, ac, gc: chunk(xc, (bc, ac), gc), xs, *code, g)
+    out = _map_frames(chunk, xs, code, g)
     if input_grad:
         dx, dw = _unchunk(out[0]), out[1].sum(0)
     else:
