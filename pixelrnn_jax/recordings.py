@@ -67,22 +67,32 @@ def to_model_units(values) -> np.ndarray:
     return ((np.asarray(values, np.float32) - ZERO_LEVEL) / SCALE).astype(np.float32)
 
 
-def load_archive(path) -> Recordings:
-    """Reads an archive with `outputs`, `labels`, `names` and optionally `official_train`."""
+def read_npz(path, required: tuple[str, ...], kind: str, expected: str) -> dict:
+    """All arrays of a NumPy .npz archive, with one-line errors for a missing file, a file
+    that is not an archive, or missing arrays (`kind` names the archive, `expected` says
+    what it should hold)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"recordings archive not found: {path}")
+        raise FileNotFoundError(f"{kind} archive not found: {path}")
     try:
         data = np.load(path)
     except (OSError, ValueError) as e:
         raise ValueError(f"{path} is not a NumPy .npz archive ({e})") from None
     with data:
-        missing = [k for k in ("outputs", "labels", "names") if k not in data.files]
+        missing = [k for k in required if k not in data.files]
         if missing:
             raise ValueError(f"{path} lacks array(s) {missing} (found {data.files}); expected "
-                             f"outputs (n, 64, 64) uint8, labels (n,), names (n,)")
-        outputs, labels, names = data["outputs"], data["labels"], data["names"]
-        train = data["official_train"] if "official_train" in data.files else None
+                             f"{expected}")
+        return {k: data[k] for k in data.files}
+
+
+def load_archive(path) -> Recordings:
+    """Reads an archive with `outputs`, `labels`, `names` and optionally `official_train`."""
+    path = Path(path)
+    data = read_npz(path, ("outputs", "labels", "names"), "recordings",
+                    "outputs (n, 64, 64) uint8, labels (n,), names (n,)")
+    outputs, labels, names = data["outputs"], data["labels"], data["names"]
+    train = data.get("official_train")
     n = len(outputs)
     if outputs.ndim != 3 or outputs.shape[1:] != (SIDE, SIDE):
         raise ValueError(f"{path}: outputs has shape {outputs.shape}, expected (n, {SIDE}, {SIDE})")

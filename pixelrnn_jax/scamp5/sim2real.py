@@ -44,18 +44,8 @@ def load_frames(path) -> dict:
     """A frames archive in the layout of `cambridge_test_frames.npz`: `frames` uint8
     (n t 64 64), `names` (n,), `labels` (n,), optionally `binarized` (n t 64 64) bool."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"frames archive not found: {path}")
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a NumPy .npz archive ({e})") from None
-    with data:
-        missing = [k for k in ("frames", "names", "labels") if k not in data.files]
-        if missing:
-            raise ValueError(f"{path} lacks array(s) {missing} (found {data.files}); expected "
-                             f"frames (n, t, 64, 64) uint8, names (n,), labels (n,)")
-        out = {k: data[k] for k in data.files}
+    out = recordings.read_npz(path, ("frames", "names", "labels"), "frames",
+                              "frames (n, t, 64, 64) uint8, names (n,), labels (n,)")
     f = out["frames"]
     if f.dtype != np.uint8 or f.ndim != 4 or f.shape[-2:] != (chip.SIDE, chip.SIDE):
         raise ValueError(f"{path}: frames must be uint8 (n, t, 64, 64), got {f.dtype} {f.shape}")
