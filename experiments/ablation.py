@@ -73,6 +73,8 @@ def define_flags():
     flags.DEFINE_float("m", 2.0, "Surrogate steepness of the binary quantizers.")
     flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder's.")
     flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training.")
+    flags.DEFINE_integer("plateau_patience", 4, "Epochs without validation-loss improvement "
+                         "before a member's learning rate halves.")
     flags.DEFINE_bool("accounting_only", False,
                       "Write the table's parameter, memory and readout columns only.")
 
@@ -168,14 +170,16 @@ def load_data(dataset, data_dir, seed, cfg):
 
 
 def run_sweep(cfg, run_dir, *, dataset, data_dir, seeds, learning_rates, num_epochs,
-              batch_size, data_seed, encoder_lr_scale=0.1, shift_fraction=0.1) -> dict:
+              batch_size, data_seed, encoder_lr_scale=0.1, shift_fraction=0.1,
+              plateau_patience=4) -> dict:
     """train_sweep of one config over seeds x learning rates in run_dir; a finished sweep
     with the same settings is read back instead of retrained."""
     from pixelrnn_jax.train import TrainConfig, train_sweep
     config = TrainConfig(model=cfg, dataset=dataset, data_dir=data_dir,
                          batch_size=batch_size, num_epochs=num_epochs, seed=data_seed,
                          learning_rate=float(learning_rates[0]), export_weights=False,
-                         encoder_lr_scale=encoder_lr_scale, shift_fraction=shift_fraction)
+                         encoder_lr_scale=encoder_lr_scale, shift_fraction=shift_fraction,
+                         plateau_patience=plateau_patience)
     spec = {"config": config.to_dict(), "seeds": [int(s) for s in seeds],
             "learning_rates": [float(lr) for lr in learning_rates]}
     spec = json.loads(json.dumps(spec, default=str))
@@ -242,7 +246,8 @@ def main(argv):
     lrs = parse_numbers(F.learning_rates, float, "learning_rates")
     settings.update(seeds=seeds, learning_rates=lrs, num_epochs=F.num_epochs,
                     batch_size=F.batch_size, data_seed=F.data_seed, delta=F.delta, m=F.m,
-                    encoder_lr_scale=F.encoder_lr_scale, shift_fraction=F.shift_fraction)
+                    encoder_lr_scale=F.encoder_lr_scale, shift_fraction=F.shift_fraction,
+                    plateau_patience=F.plateau_patience)
     jobs = selected(rows)
     sweeps: dict = {}
     t0 = time.perf_counter()
@@ -252,7 +257,8 @@ def main(argv):
                             data_dir=F.data_dir, seeds=seeds, learning_rates=lrs,
                             num_epochs=F.num_epochs, batch_size=F.batch_size,
                             data_seed=F.data_seed, encoder_lr_scale=F.encoder_lr_scale,
-                            shift_fraction=F.shift_fraction)
+                            shift_fraction=F.shift_fraction,
+                            plateau_patience=F.plateau_patience)
         except (ValueError, FileNotFoundError, NotADirectoryError, TrainingError) as e:
             cli.fail(f"{key} {prec}: {e}")
         sweeps.setdefault(key, {})[prec] = out

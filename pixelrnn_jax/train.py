@@ -270,6 +270,26 @@ def _set_lr(opt_state, lr: float):
     return opt_state
 
 
+def reduce_on_plateau(lr, best_loss, bad_epochs, val_loss, config: TrainConfig):
+    """One epoch of reduce-on-plateau (torch's ReduceLROnPlateau on the validation loss):
+    the learning rate is multiplied by `plateau_factor` (floored at `min_learning_rate`) once
+    the loss has not improved by 1e-4 for more than `plateau_patience` epochs. Works on
+    scalars and, element by element, on arrays (one entry per sweep member).
+
+    Returns (learning rate, best loss, epochs without improvement).
+    """
+    lr, best_loss, val_loss = (np.asarray(a, np.float64) for a in (lr, best_loss, val_loss))
+    better = val_loss < best_loss - 1e-4
+    best_loss = np.where(better, val_loss, best_loss)
+    bad_epochs = np.where(better, 0, np.asarray(bad_epochs) + 1)
+    decay = bad_epochs > config.plateau_patience
+    lr = np.where(decay, np.maximum(lr * config.plateau_factor, config.min_learning_rate), lr)
+    bad_epochs = np.where(decay, 0, bad_epochs)
+    if lr.ndim == 0:
+        return float(lr), float(best_loss), int(bad_epochs)
+    return lr, best_loss, bad_epochs
+
+
 def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=None) -> dict:
     """Trains, evaluates, checkpoints and writes results; returns the results dict.
 
@@ -351,15 +371,11 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
             dataset.val, batch_size, train=False, seed=config.seed, epoch=0,
             num_frames=config.num_frames), batch_size)
         lr = _lr_of(opt_state)
-        # reduce on plateau (validation loss), as torch's ReduceLROnPlateau
-        if val["loss"] < meta["best_val_loss"] - 1e-4:
-            meta["best_val_loss"], meta["bad_epochs"] = val["loss"], 0
-        else:
-            meta["bad_epochs"] += 1
-            if meta["bad_epochs"] > config.plateau_patience:
-                lr = max(lr * config.plateau_factor, config.min_learning_rate)
-                opt_state = _set_lr(opt_state, lr)
-                meta["bad_epochs"] = 0
+        new_lr, meta["best_val_loss"], meta["bad_epochs"] = reduce_on_plateau(
+            lr, meta["best_val_loss"], meta["bad_epochs"], val["loss"], config)
+        if new_lr != lr:
+            lr = new_lr
+            opt_state = _set_lr(opt_state, lr)
         if val["accuracy"] > meta["best_val_accuracy"]:
             meta["best_val_accuracy"], meta["best_epoch"] = val["accuracy"], epoch
             best_params = jax.tree.map(jnp.copy, params)
@@ -551,7 +567,9 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
     """Trains every (seed, learning rate) of `config` together with `jax.vmap`.
 
     All members see the same batches (the data order of `config.seed`); they differ in
-    initialization, noise draws and learning rate. Returns per-member validation and test
+    initialization, noise draws and learning rate. Each member's learning rate is reduced on
+    its own validation-loss plateau (`config.plateau_patience`, `plateau_factor`,
+    `min_learning_rate`, as `train_and_evaluate`). Returns per-member validation and test
     accuracy of each member's best epoch, and the mean / best over members.
     """
     from pixelrnn_jax import data as data_lib
@@ -569,6 +587,8 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
     evaluate = jax.jit(jax.vmap(partial(eval_step, cfg=cfg), in_axes=(0, None)))
     batch_size = config.batch_size
     best_val = np.full(m, -1.0)
+    best_loss, bad_epochs = np.full(m, np.inf), np.zeros(m, int)
+    lrs = np.asarray(opt_state.hyperparams["learning_rate"], np.float64)
     best_params = params
     t_train, seen = 0.0, 0
 
@@ -578,7 +598,8 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
                                       epoch=0, num_frames=config.num_frames):
             out = evaluate(p, pad_batch(batch, batch_size))
             tot += np.stack([np.asarray(out[k]) for k in ("loss", "correct", "count")], 1)
-        return tot[:, 1] / np.maximum(tot[:, 2], 1)
+        count = np.maximum(tot[:, 2], 1)
+        return tot[:, 0] / count, tot[:, 1] / count
 
     base = jax.random.key(config.seed)
     for epoch in range(1, config.num_epochs + 1):
@@ -593,7 +614,10 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
             seen += len(batch["label"])
         jax.block_until_ready(params)
         t_train += time.perf_counter() - t0
-        val = run_eval(params, dataset.val)
+        val_loss, val = run_eval(params, dataset.val)
+        lrs, best_loss, bad_epochs = reduce_on_plateau(lrs, best_loss, bad_epochs, val_loss,
+                                                       config)
+        opt_state.hyperparams["learning_rate"] = jnp.asarray(lrs, jnp.float32)
         improved = val > best_val
         best_val = np.where(improved, val, best_val)
         sel = jnp.asarray(improved)
@@ -602,9 +626,10 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
             params, best_params)
         log.info("sweep epoch %d/%d  val %s", epoch, config.num_epochs,
                  " ".join(f"{v:.3f}" for v in val))
-    test = run_eval(best_params, dataset.test)
-    rows = [{"seed": s, "learning_rate": lr, "val_accuracy": float(v), "test_accuracy": float(t)}
-            for (s, lr), v, t in zip(members, best_val, test)]
+    _, test = run_eval(best_params, dataset.test)
+    rows = [{"seed": s, "learning_rate": lr, "val_accuracy": float(v), "test_accuracy": float(t),
+             "final_learning_rate": float(f)}
+            for (s, lr), v, t, f in zip(members, best_val, test, lrs)]
     out = {"members": rows, "test_accuracy_mean": float(np.mean(test)),
            "test_accuracy_best": float(np.max(test)),
            "test_accuracy_of_best_val": float(test[int(np.argmax(best_val))]),

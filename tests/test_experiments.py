@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from absl import flags
 
@@ -127,3 +128,49 @@ def test_bandwidth_figure_and_table(tmp_path):
     md = bandwidth.markdown(records).splitlines()
     assert md[2] == "| 1x1 | 64 | 0 | 4,096 | 49.5 | 59.5 |"
     assert md[-1].startswith("| 64x64 | 1 | 0 | 1 |")
+
+
+# ------------------------------------------------------------------------------ sweeps
+
+
+def test_reduce_on_plateau_scalar_and_per_member():
+    from pixelrnn_jax.train import TrainConfig, reduce_on_plateau
+    config = TrainConfig(plateau_patience=1, plateau_factor=0.5, min_learning_rate=0.3)
+    losses = [1.0, 0.9, 0.95, 0.95, 0.9, 0.9, 0.9, 0.9]
+    lr, best, bad, seen = 1.0, float("inf"), 0, []
+    for v in losses:
+        lr, best, bad = reduce_on_plateau(lr, best, bad, v, config)
+        seen.append(lr)
+    # two epochs without improvement halve it; 0.9 is not below the best 0.9 - 1e-4; floor 0.3
+    assert seen == [1.0, 1.0, 1.0, 0.5, 0.5, 0.3, 0.3, 0.3]
+    # element by element: a member that keeps improving keeps its rate
+    lrs, best, bad = np.array([1.0, 1.0]), np.full(2, np.inf), np.zeros(2, int)
+    for i, v in enumerate(losses):
+        lrs, best, bad = reduce_on_plateau(lrs, best, bad, np.array([v, 1.0 - 0.1 * i]), config)
+    assert lrs.tolist() == [0.3, 1.0]
+
+
+def test_sweep_step_is_each_member_trained_alone():
+    import jax
+    import jax.numpy as jnp
+
+    from pixelrnn_jax import ModelConfig
+    from pixelrnn_jax.train import TrainConfig, init_members, sweep_step_fn, train_step
+    cfg = ModelConfig(frame_size=16, K=4, cnn_layers=1, num_classes=3, noise_cnn=0.5)
+    config = TrainConfig(model=cfg, num_frames=4, batch_size=4)
+    members, tx, params, opt_state = init_members(config, [0, 1], [1e-2, 3e-3])
+    assert members == [(0, 1e-2), (0, 3e-3), (1, 1e-2), (1, 3e-3)]
+    rng = np.random.default_rng(0)
+    batch = {"video": jnp.asarray(rng.standard_normal((4, 4, 16, 16)), jnp.float32),
+             "label": jnp.asarray([0, 1, 2, 0], jnp.int32)}
+    keys = jax.random.split(jax.random.key(3), 4)
+    new, _, _ = sweep_step_fn(cfg, tx)(params, opt_state, batch, keys)
+    for i in (1, 2):   # a different learning rate, a different seed
+        p_i, s_i = jax.tree.map(lambda a: a[i], (params, opt_state))
+        alone, _, _ = jax.jit(train_step, static_argnames=("cfg", "tx"))(
+            p_i, s_i, batch, keys[i], cfg=cfg, tx=tx)
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(new)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b[i]), rtol=1e-5, atol=1e-6)
+    # the members moved apart: different learning rates give different steps
+    k0, k1 = (np.asarray(new["decoder"]["dense"]["kernel"][i]) for i in (0, 1))
+    assert not np.allclose(k0, k1)

@@ -262,3 +262,36 @@ def test_bad_inputs():
                  cfg.replace(frame_size=32), noise=IDEAL)
     with pytest.raises(ValueError, match="mode"):
         ProgramOptions(mode="chip")
+
+
+# ---------------------------------------------------------------- noise sites for training
+
+def _flagfile_noise(path):
+    vals = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("--noise_"):
+            k, v = line[2:].split("=")
+            vals[k] = float(v)
+    return vals
+
+
+def test_model_noise_measures_the_program():
+    noise = NoiseModel()
+    op, inc = noise.op_std, ProgramOptions().increment
+    got = prog.model_noise(noise, videos=1)
+    # the upload: one DAC write; the gates: 25 products on each side, the input side's
+    # 64-pixel (one block) transfer to the hidden block and the add; the pooled CNN sums: 25
+    # products
+    assert got["noise_input"] == pytest.approx(op / ProgramOptions().input_units, rel=0.03)
+    assert got["noise_gate"] == pytest.approx(np.sqrt(2 * 25 + 64 + 1) * op / inc, rel=0.03)
+    assert got["noise_out"] == pytest.approx(got["noise_gate"], rel=0.03)
+    assert got["noise_cnn"] == pytest.approx(5 * op / inc, rel=0.1)
+    # no transfer noise: only the operations' noise remains at the gates
+    quiet = prog.model_noise(noise.replace(transfer_std=0.0), videos=1)
+    assert quiet["noise_gate"] == pytest.approx(np.sqrt(2 * 25 + 1) * op / inc, rel=0.03)
+    assert prog.model_noise(NoiseModel.ideal()) == dict.fromkeys(got, 0.0)
+    # the noise-aware flagfile for the simulated sensor carries these numbers
+    from pathlib import Path
+    flagfile = Path(__file__).resolve().parents[1] / "experiments/gesture_sensornoise.flags"
+    for k, v in _flagfile_noise(flagfile).items():
+        assert v == pytest.approx(got[k], rel=0.05), k

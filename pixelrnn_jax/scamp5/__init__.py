@@ -18,11 +18,11 @@ from pixelrnn_jax.scamp5.chip import ChipFacts, ChipNoise
 from pixelrnn_jax.scamp5.export import (WeightPlanes, export_weight_planes, import_weight_planes,
                                         weight_planes)
 from pixelrnn_jax.scamp5.machine import Machine, NoiseModel, State, from_image, to_image
-from pixelrnn_jax.scamp5.program import ProgramOptions, simulate
+from pixelrnn_jax.scamp5.program import ProgramOptions, model_noise, simulate
 
 __all__ = [
     "Machine", "NoiseModel", "State", "ProgramOptions", "WeightPlanes",
-    "simulate", "weight_planes", "export_weight_planes", "import_weight_planes",
+    "simulate", "model_noise", "weight_planes", "export_weight_planes", "import_weight_planes",
     "to_image", "from_image", "layout", "machine", "program",
     "chip", "calibrate", "sim2real", "ChipFacts", "ChipNoise", "load_calibration",
     "save_calibration",

@@ -174,6 +174,24 @@ def cnn_layer(m: Machine, s: State, planes: Array, threshold: Array,
     return m.d_compact(s, X, CNN_OUT, stride=4)
 
 
+def gate_preactivation(vm: Machine, v: State, planes: Array, reset: Array,
+                       opts: ProgramOptions) -> State:
+    """The gate pre-activations of one PixelRNN step on the central blocks (`vm` selects
+    them): GATES <- W * x_t + U * h_{t-1} (units), f's in block (1, 2), o_t's in (2, 2);
+    H_BITS holds h_{t-1}."""
+    ix, hx = layout.GATE_COLS
+    v = jax.lax.cond(reset, lambda st: vm.load(st, HIDDEN, opts.hidden_units),
+                     lambda st: st, v)                   # h_0 = +1 at a window's start
+    v = vm.threshold(v, H_BITS, HIDDEN, 0.0)               # refresh: snap h to bits
+    v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[ix]))
+    v = vm.d_mux(v, CELL_IN, MASK, X, H_BITS)              # x_t left, h right
+    v = conv_taps(vm, v, planes, GATES, CELL_IN, opts.increment)
+    # the input terms one block east, onto the hidden terms
+    v = vm.shift(v, TRANSFER, GATES, "east", vm.block, boundary="array")
+    v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[hx]))
+    return vm.add(v, GATES, GATES, TRANSFER, where=MASK)
+
+
 def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
               opts: ProgramOptions) -> tuple[State, Array]:
     """One PixelRNN step, run with only the four central blocks selected (`layout`).
@@ -182,22 +200,12 @@ def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
     o_t (units).
     """
     rows, cols = layout.CENTRAL
-    (ix, hx), fy, (oy, ox) = layout.GATE_COLS, layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK
+    hx, fy, (oy, ox) = layout.GATE_COLS[1], layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK
 
     def gates(vm: Machine, v: State) -> State:
-        inc = opts.increment
-        v = jax.lax.cond(reset, lambda st: vm.load(st, HIDDEN, opts.hidden_units),
-                         lambda st: st, v)               # h_0 = +1 at a window's start
-        v = vm.threshold(v, H_BITS, HIDDEN, 0.0)           # refresh: snap h to bits
-        v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[ix]))
-        v = vm.d_mux(v, CELL_IN, MASK, X, H_BITS)          # x_t left, h right
-        v = conv_taps(vm, v, planes, GATES, CELL_IN, inc)
-        # the input terms one block east, onto the hidden terms
-        v = vm.shift(v, TRANSFER, GATES, "east", vm.block, boundary="array")
-        v = vm.d_load(v, MASK, block_mask(vm.grid, cols=[hx]))
-        v = vm.add(v, GATES, GATES, TRANSFER, where=MASK)
+        v = gate_preactivation(vm, v, planes, reset, opts)
         # forget gate in the upper block, copied to the lower; h <- f XNOR h in both
-        v = vm.threshold(v, F_BITS, GATES, theta, scale=inc)
+        v = vm.threshold(v, F_BITS, GATES, theta, scale=opts.increment)
         v = vm.d_shift(v, TMP, F_BITS, "south", vm.block, boundary="array")
         v = vm.d_load(v, MASK, block_mask(vm.grid, rows=[fy]))
         v = vm.d_mux(v, F_BITS, MASK, F_BITS, TMP)
@@ -306,3 +314,72 @@ def simulate(weights, video, config: ModelConfig, *, noise: NoiseModel | None = 
         bank = _bank_jit(rng, noise, plane_shape(video.shape, config.input_pool))
     out = _simulate_jit(wp, video, rng, bank, config.K, config.input_pool, noise, options)
     return out[0] if single else out
+
+
+def _probe(m: Machine, frame: Array, bits: Array, cnn: Array, cell: Array, hidden: Array,
+           opts: ProgramOptions) -> tuple[Array, Array, Array]:
+    """The analog values each quantizer of the program compares, on fixed digital inputs:
+    the uploaded frame (units), the pooled CNN sums at the window anchors and the gate
+    pre-activations of the central blocks (units)."""
+    s = m.init()
+    s = m.load(s, ACC, frame * opts.input_units)
+    uploaded = m.read(s, ACC)
+    s = m.d_load(s, X, bits)
+    s = conv_taps(m, s, cnn, ACC, X, opts.increment)
+    s = m.threshold(s, CMP, ACC, 0.0)
+    s = m.d_not(s, CMP, CMP)
+    s = m.reset(s, ACC, where=CMP)
+    s = max_pool_4x4(m, s, ACC)
+    pooled = m.read(s, ACC)[..., ::4, ::4]
+    s = m.load(s, HIDDEN, hidden)
+    rows, cols = layout.CENTRAL
+    s = m.on_blocks(s, rows, cols,
+                    lambda vm, v: gate_preactivation(vm, v, cell, jnp.bool_(False), opts))
+    gates = m.read(s, GATES)[..., rows, cols, :, :][..., layout.GATE_COLS[1], :, :]
+    return uploaded, pooled, gates
+
+
+@partial(jax.jit, static_argnames=("noise", "opts", "videos", "side"))
+def _model_noise_jit(rng, noise: NoiseModel, opts: ProgramOptions, videos: int, side: int):
+    shape = (videos,) + layout.GRID + (side, side)
+    k_frame, k_bits, k_cnn, k_cell, k_hidden, k_run = jax.random.split(rng, 6)
+    frame = jax.random.uniform(k_frame, shape, minval=-1.0, maxval=1.0)
+    bits = jax.random.bernoulli(k_bits, 0.5, shape)
+    cnn = jax.random.bernoulli(k_cnn, 0.5, (layout.KERNEL ** 2,) + shape[1:])
+    cell = jax.random.bernoulli(k_cell, 0.5, (layout.KERNEL ** 2, 2, 2, side, side))
+    hidden = jnp.where(jax.random.bernoulli(k_hidden, 0.5, shape), 1.0, -1.0) * opts.hidden_units
+    noisy = _probe(Machine.create(noise, shape, k_run), frame, bits, cnn, cell, hidden, opts)
+    clean = _probe(Machine.create(NoiseModel.ideal(saturation=None), shape), frame, bits, cnn,
+                   cell, hidden, opts)
+    (du, dp, dg) = (a - b for a, b in zip(noisy, clean))
+    fy, oy = layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK[0]
+    return {"noise_input": jnp.std(du) / opts.input_units,
+            "noise_cnn": jnp.std(dp) / opts.increment,
+            "noise_gate": jnp.std(dg[..., fy, :, :]) / opts.increment,
+            "noise_out": jnp.std(dg[..., oy, :, :]) / opts.increment}
+
+
+def model_noise(noise: NoiseModel | None = None, options: ProgramOptions = ProgramOptions(),
+                *, rng: Array | None = None, videos: int = 4, side: int = 64) -> dict:
+    """The noise sites of noise-aware training (`ModelConfig` fields, model units: one +-1
+    product = 1, inputs in normalized intensity) that match this program on `noise`.
+
+    Measured, not assumed: the program's steps run on random inputs and kernels twice, with
+    `noise`'s per-operation Gaussian noise and without, on the same digital inputs, and each
+    site reports the std of the difference of the analog value its quantizer compares: the
+    upload (input binarization), the pooled CNN sums (CNN threshold), the forget-gate
+    pre-activation and o_t, which is read out. Gain, fixed-pattern non-uniformity and decay
+    are systematic rather than Gaussian and are left out; saturation too (no clipping).
+
+        python -c "from pixelrnn_jax import scamp5; print(scamp5.model_noise())"
+    """
+    noise = NoiseModel() if noise is None else noise
+    if not isinstance(noise, NoiseModel):
+        raise TypeError(f"noise must be a NoiseModel, got {type(noise).__name__}")
+    random_part = noise.replace(gain=1.0, pixel_gain_std=0.0, decay=0.0, transfer_decay=0.0,
+                                saturation=None)
+    if not random_part.random:
+        return {k: 0.0 for k in ("noise_input", "noise_cnn", "noise_gate", "noise_out")}
+    rng = jax.random.key(0) if rng is None else rng
+    out = _model_noise_jit(rng, random_part, options, videos, side)
+    return {k: float(v) for k, v in out.items()}
