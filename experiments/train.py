@@ -45,6 +45,8 @@ flags.DEFINE_integer("plateau_patience", 4, "Epochs without improvement before l
 flags.DEFINE_integer("seed", 0, "Seed of initialization, data order and noise.")
 flags.DEFINE_integer("max_videos", 0, "If > 0, train and evaluate on a class-balanced subset "
                      "of about this many videos (smoke tests).")
+flags.DEFINE_string("init_from", None, "Workdir of a finished run of the same model: start "
+                    "from its best parameters (e.g. noise-aware fine-tuning).")
 
 
 def config_from_flags():
@@ -58,7 +60,8 @@ def config_from_flags():
                        num_epochs=F.num_epochs, learning_rate=F.learning_rate, seed=F.seed,
                        encoder_lr_scale=F.encoder_lr_scale,
                        num_frames=F.num_frames, shift_fraction=F.shift_fraction,
-                       plateau_patience=F.plateau_patience, max_videos=F.max_videos)
+                       plateau_patience=F.plateau_patience, max_videos=F.max_videos,
+                       init_from=F.init_from)
 
 
 def main(argv):

@@ -56,6 +56,7 @@ class TrainConfig:
     checkpoint_keep: int = 3
     export_weights: bool = True
     max_videos: int = 0             # if > 0: a class-balanced subset of the splits (smoke tests)
+    init_from: str | None = None    # a finished run's workdir: start from its best parameters
 
     def __post_init__(self):
         checks = (("batch_size", self.batch_size >= 1, ">= 1"),
@@ -327,6 +328,8 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     init_rng, step_rng = jax.random.split(base_rng)
     from pixelrnn_jax.model import init as model_init
     params = model_init(init_rng, cfg, config.num_frames)["params"]
+    if config.init_from:
+        params = initial_params(config.init_from, cfg, params)
     opt_state = stepper.tx.init(params)
     meta = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "bad_epochs": 0,
             "best_val_loss": math.inf, "train_seconds": 0.0, "videos_seen": 0,
@@ -529,7 +532,8 @@ def _save_artifacts(config: TrainConfig, wd: Path, params) -> None:
     (wd / "best_params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(params)))
     try:
         from pixelrnn_jax import plots
-        plots.training_curves(wd / "metrics.jsonl", wd / "training_curves.png")
+        if (wd / "metrics.jsonl").exists():   # absent after zero epochs
+            plots.training_curves(wd / "metrics.jsonl", wd / "training_curves.png")
     except ImportError:  # matplotlib missing: the numbers are in metrics.jsonl
         log.warning("matplotlib not available: no training_curves.png")
     if config.export_weights and config.model.binary:
@@ -639,6 +643,28 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
         wd = _prepare_workdir(workdir)
         _write_json_atomic(wd / "sweep.json", out)
     return out
+
+
+# what a run started from another may change: training noise and the surrogate's steepness
+_FINE_TUNE_CHANGES = ("noise_input", "noise_cnn", "noise_gate", "noise_out", "m")
+
+
+def initial_params(workdir, cfg: ModelConfig, template):
+    """The best parameters of the finished run in `workdir` as the start of a new run of
+    `cfg` (e.g. noise-aware fine-tuning of a noise-free model): the models must be the same
+    but for the training noise and the surrogate's steepness."""
+    old, variables = load_trained(workdir)
+    a = {k: v for k, v in old.model.to_dict().items() if k not in _FINE_TUNE_CHANGES}
+    b = {k: v for k, v in cfg.to_dict().items() if k not in _FINE_TUNE_CHANGES}
+    diff = sorted(k for k in a if a[k] != b.get(k))
+    if diff:
+        raise ValueError(f"--init_from={workdir} trained a different model: "
+                         + ", ".join(f"{k}={a[k]!r} there, {b.get(k)!r} here" for k in diff)
+                         + "; only the noise sites and --m may change")
+    params = variables["params"]
+    if jax.tree.structure(params) != jax.tree.structure(template):
+        raise ValueError(f"--init_from={workdir}: its parameters do not fit this model")
+    return jax.tree.map(lambda p, t: jnp.asarray(p, t.dtype), params, template)
 
 
 def load_trained(workdir) -> tuple[TrainConfig, dict]:

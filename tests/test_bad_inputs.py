@@ -154,6 +154,36 @@ def _workdir_read_only(tmp):
                               tmp / "ro", dataset=_splits())
 
 
+def _first_run(tmp, **model):
+    from pixelrnn_jax.train import TrainConfig, train_and_evaluate
+    first = TrainConfig(model=_cfg(num_classes=3, **model), num_frames=4, batch_size=4,
+                        num_epochs=1)
+    train_and_evaluate(first, tmp / "first", dataset=_splits())
+    return first
+
+
+def _init_from_other_model(tmp):
+    from pixelrnn_jax.train import train_and_evaluate
+    first = _first_run(tmp)
+    config = first.replace(model=_cfg(num_classes=3, cnn_layers=1), init_from=str(tmp / "first"))
+    return train_and_evaluate(config, tmp / "work", dataset=_splits())
+
+
+def test_init_from_starts_from_the_finished_runs_parameters(tmp_path):
+    import jax
+
+    from pixelrnn_jax.train import load_trained, train_and_evaluate
+    first = _first_run(tmp_path)
+    # a noise-aware run of the same model, zero epochs: its best parameters are the start
+    noisy = first.replace(model=first.model.replace(noise_gate=0.5), num_epochs=0,
+                          init_from=str(tmp_path / "first"))
+    train_and_evaluate(noisy, tmp_path / "noisy", dataset=_splits())
+    (_, a), (cfg, b) = load_trained(tmp_path / "first"), load_trained(tmp_path / "noisy")
+    assert cfg.model.noise_gate == 0.5 and cfg.init_from == str(tmp_path / "first")
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def _training_error():
     from pixelrnn_jax.train import TrainingError
     return TrainingError
@@ -167,6 +197,9 @@ TRAIN_CASES = [
     Case("rerun-with-other-settings-in-same-workdir", _other_settings, ValueError,
          ("holds checkpoints of a run with other settings",
           "learning_rate=0.02 (checkpoints: 0.01)", "choose another --workdir")),
+    Case("init-from-a-run-of-another-model", _init_from_other_model, ValueError,
+         ("--init_from={tmp}/first trained a different model", "cnn_layers=0 there, 1 here",
+          "only the noise sites and --m may change")),
     Case("workdir-inside-a-file", _workdir_in_file, RuntimeError,
          ("workdir {tmp}/file/work is not writable", "choose another --workdir")),
     Case("workdir-read-only", _workdir_read_only, RuntimeError,
