@@ -62,10 +62,15 @@ def define_flags():
     flags.DEFINE_integer("num_epochs", 2, "Epochs per window.")
     flags.DEFINE_integer("batch_size", 16, "Batch size (all members see the same batches).")
     flags.DEFINE_integer("data_seed", 0, "Seed of the data split and order.")
+    flags.DEFINE_float("m", 2.0, "Surrogate steepness of the binary quantizers.")
+    flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder's.")
+    flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training.")
+    flags.DEFINE_integer("plateau_patience", 4, "Epochs without validation-loss improvement "
+                         "before a member's learning rate halves.")
 
 
 def window_config(window: int, cnn_layers: int = 0, precision: str = "1bit",
-                  frame_size: int = 64):
+                  frame_size: int = 64, m: float = 2.0):
     """PixelRNN config of one window; the CNN only where the pooled side is a multiple of 4."""
     from pixelrnn_jax.config import ModelConfig
     if not 1 <= window <= frame_size:
@@ -73,7 +78,7 @@ def window_config(window: int, cnn_layers: int = 0, precision: str = "1bit",
     side = frame_size // window
     layers = cnn_layers if side % 4 == 0 else 0
     return ModelConfig(cell="pixelrnn", cnn_layers=layers, precision=precision,
-                       frame_size=frame_size, input_pool=window)
+                       frame_size=frame_size, input_pool=window, m=m)
 
 
 def build_record(window, cfg, sweep=None) -> dict:
@@ -110,7 +115,7 @@ def main(argv):
     if F.cnn_layers not in (0, 1, 2):
         cli.fail(f"--cnn_layers must be 0, 1 or 2, got {F.cnn_layers}")
     try:
-        configs = [(w, window_config(w, F.cnn_layers, F.precision)) for w in windows]
+        configs = [(w, window_config(w, F.cnn_layers, F.precision, m=F.m)) for w in windows]
     except ValueError as e:
         cli.fail(f"--windows: {e}")
     wd = Path(F.workdir)
@@ -120,7 +125,10 @@ def main(argv):
         try:
             out = run_sweep(cfg, wd / f"window_{w}", dataset=F.dataset, data_dir=F.data_dir,
                             seeds=seeds, learning_rates=lrs, num_epochs=F.num_epochs,
-                            batch_size=F.batch_size, data_seed=F.data_seed)
+                            batch_size=F.batch_size, data_seed=F.data_seed,
+                            encoder_lr_scale=F.encoder_lr_scale,
+                            shift_fraction=F.shift_fraction,
+                            plateau_patience=F.plateau_patience)
         except (ValueError, FileNotFoundError, NotADirectoryError, TrainingError) as e:
             cli.fail(f"window {w}: {e}")
         rec = build_record(w, cfg, out)
@@ -131,7 +139,9 @@ def main(argv):
     settings = {"dataset": F.dataset, "seeds": seeds, "learning_rates": lrs,
                 "num_epochs": F.num_epochs, "batch_size": F.batch_size,
                 "cnn_layers": F.cnn_layers, "precision": F.precision,
-                "data_seed": F.data_seed, "seconds": time.perf_counter() - t0}
+                "data_seed": F.data_seed, "m": F.m, "encoder_lr_scale": F.encoder_lr_scale,
+                "shift_fraction": F.shift_fraction, "plateau_patience": F.plateau_patience,
+                "seconds": time.perf_counter() - t0}
     wd.mkdir(parents=True, exist_ok=True)
     (wd / "results.json").write_text(json.dumps({"settings": settings, "records": records},
                                                 indent=1))
