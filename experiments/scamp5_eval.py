@@ -19,8 +19,9 @@ accuracy (test videos through the sensor once more). Writes results.json and tab
 really runs on the SCAMP-5, with the non-idealities calibrated to real readouts by
 experiments/sim2real.py; --chip_calibration names its chip_calibration.json, default the
 built-in `ChipNoise.calibrated()`): how much accuracy a model keeps on the real chip.
-    python experiments/scamp5_eval.py --runs=runs/noisy --sensor_mode=chip \\
-        --chip_calibration=runs/sim2real/chip_calibration.json --workdir=runs/scamp5_chip
+    python experiments/scamp5_eval.py --runs=runs/gesture,runs/gesture_chipnoise \\
+        --sensor_mode=chip --chip_calibration=runs/sim2real/chip_calibration.json \\
+        --workdir=runs/scamp5_chip
 """
 from __future__ import annotations
 
