@@ -74,13 +74,24 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 16, "Batch size (all members see the same batches).")
     flags.DEFINE_integer("data_seed", 0, "Seed of the data split and order.")
     flags.DEFINE_float("delta", 0.1, "Threshold of the difference and event cameras.")
+    define_training_flags()
+    flags.DEFINE_bool("accounting_only", False,
+                      "Write the table's parameter, memory and readout columns only.")
+
+
+def define_training_flags():
+    """The training settings of every sweep (shared with bandwidth.py)."""
     flags.DEFINE_float("m", 2.0, "Surrogate steepness of the binary quantizers.")
     flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder's.")
     flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training.")
     flags.DEFINE_integer("plateau_patience", 4, "Epochs without validation-loss improvement "
                          "before a member's learning rate halves.")
-    flags.DEFINE_bool("accounting_only", False,
-                      "Write the table's parameter, memory and readout columns only.")
+
+
+def training_settings() -> dict:
+    """The values of `define_training_flags` but --m (a model setting), for `run_sweep`."""
+    return {"encoder_lr_scale": F.encoder_lr_scale, "shift_fraction": F.shift_fraction,
+            "plateau_patience": F.plateau_patience}
 
 
 # --------------------------------------------------------------------------------------
@@ -250,8 +261,7 @@ def main(argv):
     lrs = parse_numbers(F.learning_rates, float, "learning_rates")
     settings.update(seeds=seeds, learning_rates=lrs, num_epochs=F.num_epochs,
                     batch_size=F.batch_size, data_seed=F.data_seed, delta=F.delta, m=F.m,
-                    encoder_lr_scale=F.encoder_lr_scale, shift_fraction=F.shift_fraction,
-                    plateau_patience=F.plateau_patience)
+                    **training_settings())
     jobs = selected(rows)
     sweeps: dict = {}
     t0 = time.perf_counter()
@@ -260,9 +270,7 @@ def main(argv):
             out = run_sweep(cfg, Path(F.workdir) / f"{key}_{prec}", dataset=F.dataset,
                             data_dir=F.data_dir, seeds=seeds, learning_rates=lrs,
                             num_epochs=F.num_epochs, batch_size=F.batch_size,
-                            data_seed=F.data_seed, encoder_lr_scale=F.encoder_lr_scale,
-                            shift_fraction=F.shift_fraction,
-                            plateau_patience=F.plateau_patience)
+                            data_seed=F.data_seed, **training_settings())
         except (ValueError, FileNotFoundError, NotADirectoryError, TrainingError) as e:
             cli.fail(f"{key} {prec}: {e}")
         sweeps.setdefault(key, {})[prec] = out

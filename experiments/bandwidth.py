@@ -63,11 +63,8 @@ def define_flags():
     flags.DEFINE_integer("num_epochs", 2, "Epochs per window.")
     flags.DEFINE_integer("batch_size", 16, "Batch size (all members see the same batches).")
     flags.DEFINE_integer("data_seed", 0, "Seed of the data split and order.")
-    flags.DEFINE_float("m", 2.0, "Surrogate steepness of the binary quantizers.")
-    flags.DEFINE_float("encoder_lr_scale", 0.1, "Encoder learning rate / decoder's.")
-    flags.DEFINE_float("shift_fraction", 0.1, "Random spatial shift in training.")
-    flags.DEFINE_integer("plateau_patience", 4, "Epochs without validation-loss improvement "
-                         "before a member's learning rate halves.")
+    from ablation import define_training_flags
+    define_training_flags()
 
 
 def window_config(window: int, cnn_layers: int = 0, precision: str = "1bit",
@@ -108,7 +105,7 @@ def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; all options are --flags")
     cli.setup_logging()
-    from ablation import parse_numbers, run_sweep
+    from ablation import parse_numbers, run_sweep, training_settings
     from pixelrnn_jax.train import TrainingError
     windows = parse_numbers(F.windows, int, "windows")
     seeds = parse_numbers(F.seeds, int, "seeds")
@@ -127,9 +124,7 @@ def main(argv):
             out = run_sweep(cfg, wd / f"window_{w}", dataset=F.dataset, data_dir=F.data_dir,
                             seeds=seeds, learning_rates=lrs, num_epochs=F.num_epochs,
                             batch_size=F.batch_size, data_seed=F.data_seed,
-                            encoder_lr_scale=F.encoder_lr_scale,
-                            shift_fraction=F.shift_fraction,
-                            plateau_patience=F.plateau_patience)
+                            **training_settings())
         except (ValueError, FileNotFoundError, NotADirectoryError, TrainingError) as e:
             cli.fail(f"window {w}: {e}")
         rec = build_record(w, cfg, out)
@@ -140,8 +135,7 @@ def main(argv):
     settings = {"dataset": F.dataset, "seeds": seeds, "learning_rates": lrs,
                 "num_epochs": F.num_epochs, "batch_size": F.batch_size,
                 "cnn_layers": F.cnn_layers, "precision": F.precision,
-                "data_seed": F.data_seed, "m": F.m, "encoder_lr_scale": F.encoder_lr_scale,
-                "shift_fraction": F.shift_fraction, "plateau_patience": F.plateau_patience,
+                "data_seed": F.data_seed, "m": F.m, **training_settings(),
                 "seconds": time.perf_counter() - t0}
     wd.mkdir(parents=True, exist_ok=True)
     (wd / "results.json").write_text(json.dumps({"settings": settings, "records": records},

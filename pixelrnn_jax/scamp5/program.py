@@ -162,14 +162,20 @@ def max_pool_4x4(m: Machine, s: State, reg: str) -> State:
     return repeat(s, step, jnp.asarray(POOL_STEPS, jnp.int32), carried=(reg,))
 
 
-def cnn_layer(m: Machine, s: State, planes: Array, threshold: Array,
-              increment: float) -> State:
-    """One in-pixel CNN layer on all 16 blocks; the result replaces X in every block."""
+def cnn_preactivation(m: Machine, s: State, planes: Array, increment: float) -> State:
+    """ACC <- 4 x 4 max-pool of ReLU(conv of X) on all 16 blocks (maxima at the window
+    anchors): what the CNN threshold compares."""
     s = conv_taps(m, s, planes, ACC, X, increment)
     s = m.threshold(s, CMP, ACC, 0.0)                  # ReLU: reset the negatives
     s = m.d_not(s, CMP, CMP)
     s = m.reset(s, ACC, where=CMP)
-    s = max_pool_4x4(m, s, ACC)
+    return max_pool_4x4(m, s, ACC)
+
+
+def cnn_layer(m: Machine, s: State, planes: Array, threshold: Array,
+              increment: float) -> State:
+    """One in-pixel CNN layer on all 16 blocks; the result replaces X in every block."""
+    s = cnn_preactivation(m, s, planes, increment)
     s = m.threshold(s, CNN_OUT, ACC, threshold, scale=increment)
     return m.d_compact(s, X, CNN_OUT, stride=4)
 
@@ -325,11 +331,7 @@ def _probe(m: Machine, frame: Array, bits: Array, cnn: Array, cell: Array, hidde
     s = m.load(s, ACC, frame * opts.input_units)
     uploaded = m.read(s, ACC)
     s = m.d_load(s, X, bits)
-    s = conv_taps(m, s, cnn, ACC, X, opts.increment)
-    s = m.threshold(s, CMP, ACC, 0.0)
-    s = m.d_not(s, CMP, CMP)
-    s = m.reset(s, ACC, where=CMP)
-    s = max_pool_4x4(m, s, ACC)
+    s = cnn_preactivation(m, s, cnn, opts.increment)
     pooled = m.read(s, ACC)[..., ::4, ::4]
     s = m.load(s, HIDDEN, hidden)
     rows, cols = layout.CENTRAL
