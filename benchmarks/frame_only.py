@@ -12,14 +12,13 @@ accuracy 0.811 (`--models=frame_only`), against 0.989 for PixelRNN from the Quic
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pixelrnn_jax import cli  # noqa: E402
+from pixelrnn_jax import cli
+from pixelrnn_jax.core import ModelConfig
+from pixelrnn_jax.training import TrainConfig, train_and_evaluate
 
 F = flags.FLAGS
 flags.DEFINE_integer("num_epochs", 100, "Epochs for each model.")
@@ -33,10 +32,6 @@ flags.DEFINE_integer("plateau_patience", 8, "Epochs without improvement before l
 
 
 def main(argv):
-    del argv
-    cli.setup_logging()
-    from pixelrnn_jax import ModelConfig
-    from pixelrnn_jax.train import TrainConfig, train_and_evaluate
     out = {}
     for name, frames, k in (("pixelrnn", 16, 16), ("frame_only", 1, 1)):
         if name not in F.models:
@@ -52,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run(main)

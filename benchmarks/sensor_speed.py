@@ -16,9 +16,9 @@ import json
 import os
 import time
 
-from absl import app, flags
 import jax
 import numpy as np
+from absl import app, flags
 
 import pixelrnn_jax as pr
 from pixelrnn_jax import scamp5

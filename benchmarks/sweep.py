@@ -3,18 +3,15 @@
     python benchmarks/sweep.py --json
 
 Prints member-videos/s (videos x members per second) of one jitted step for all members
-(`pixelrnn_jax.train.sweep_step_fn`) and of the single-model step run once per member.
+(`pixelrnn_jax.training.sweeps`: the train step vmapped over members) and of the
+single-model step run once per member.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from functools import partial
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main():
@@ -30,7 +27,8 @@ def main():
     import numpy as np
 
     from pixelrnn_jax import ModelConfig
-    from pixelrnn_jax.train import TrainConfig, init_members, sweep_step_fn, train_step
+    from pixelrnn_jax.training import TrainConfig, init_members, train_step
+    from pixelrnn_jax.training.steps import classification_loss
 
     cfg = ModelConfig()
     config = TrainConfig(model=cfg)
@@ -39,8 +37,9 @@ def main():
     batch = {"video": jnp.asarray(rng.standard_normal((args.batch, 16, 64, 64)), jnp.float32),
              "label": jnp.asarray(np.arange(args.batch) % 9, jnp.int32)}
     keys = jax.random.split(jax.random.key(0), args.members)
-    together = sweep_step_fn(cfg, tx)
-    single = jax.jit(partial(train_step, cfg=cfg, tx=tx))
+    step = partial(train_step, loss_fn=classification_loss(cfg), tx=tx)
+    together = jax.jit(jax.vmap(step, in_axes=(0, 0, None, 0)))
+    single = jax.jit(step)
     one = jax.tree.map(lambda a: a[0], (params, opt_state))
 
     def run_together():

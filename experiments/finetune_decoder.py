@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from pixelrnn_jax import recordings
+from pixelrnn_jax import cli
+from pixelrnn_jax.sensor import readout_decoder, recordings
 
 FLAGS = flags.FLAGS
-_DEFAULT = recordings.DecoderConfig()
+_DEFAULT = readout_decoder.DecoderConfig()
 flags.DEFINE_string("recordings", None, "archive .npz or folder of <class>/<video>/15_output.BMP")
 flags.DEFINE_string("workdir", None, "where results.json and decoder.npz go")
 flags.DEFINE_list("weight_decays", [str(v) for v in _DEFAULT.weight_decays],
@@ -39,20 +40,16 @@ flags.DEFINE_float("test_fraction", _DEFAULT.test_fraction,
 
 
 def main(argv):
-    del argv
     for name in ("recordings", "workdir"):
         if not getattr(FLAGS, name):
-            sys.exit(f"error: --{name} is required")
-    try:
-        config = recordings.DecoderConfig(
-            weight_decays=tuple(float(v) for v in FLAGS.weight_decays),
-            margins=tuple(int(v) for v in FLAGS.margins), folds=FLAGS.folds, steps=FLAGS.steps,
-            learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
-            test_fraction=FLAGS.test_fraction)
-        rec = recordings.load_recordings(FLAGS.recordings)
-        results, decoder = recordings.finetune_decoder(rec, config)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+            cli.fail(f"--{name} is required")
+    config = readout_decoder.DecoderConfig(
+        weight_decays=tuple(float(v) for v in FLAGS.weight_decays),
+        margins=tuple(int(v) for v in FLAGS.margins), folds=FLAGS.folds, steps=FLAGS.steps,
+        learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
+        test_fraction=FLAGS.test_fraction)
+    rec = recordings.load_recordings(FLAGS.recordings)
+    results, decoder = readout_decoder.finetune_decoder(rec, config)
     workdir = Path(FLAGS.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     results["command"] = " ".join(sys.argv)
@@ -66,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

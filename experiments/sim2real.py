@@ -22,12 +22,10 @@ import json
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pixelrnn_jax import cli  # noqa: E402
-from pixelrnn_jax.scamp5 import calibrate, sim2real  # noqa: E402
+from pixelrnn_jax import cli
+from pixelrnn_jax.sensor.scamp5 import agreement, calibrate
 
 F = flags.FLAGS
 _D = calibrate.CalibrationConfig()
@@ -48,21 +46,16 @@ flags.DEFINE_integer("seed", 0, "Seed of the folds and the noise draws.")
 
 
 def main(argv):
-    del argv
-    cli.setup_logging()
     for name in ("weights", "frames", "recordings"):
         if not getattr(F, name):
             cli.fail(f"--{name} is required (see --helpfull)")
-    try:
-        config = calibrate.CalibrationConfig(
-            gains=tuple(float(v) for v in F.gains), cnn_stds=tuple(float(v) for v in F.cnn_stds),
-            gate_stds=tuple(float(v) for v in F.gate_stds), draws=F.draws,
-            final_draws=F.final_draws, folds=F.folds,
-            seed=F.seed, fixed_pattern=F.fixed_pattern)
-        results = sim2real.evaluate(F.weights, F.frames, F.recordings, F.workdir, config,
-                                    decoder_weight_decay=F.decoder_weight_decay, limit=F.limit)
-    except (FileNotFoundError, ValueError) as e:
-        cli.fail(str(e))
+    config = calibrate.CalibrationConfig(
+        gains=tuple(float(v) for v in F.gains), cnn_stds=tuple(float(v) for v in F.cnn_stds),
+        gate_stds=tuple(float(v) for v in F.gate_stds), draws=F.draws,
+        final_draws=F.final_draws, folds=F.folds,
+        seed=F.seed, fixed_pattern=F.fixed_pattern)
+    results = agreement.evaluate(F.weights, F.frames, F.recordings, F.workdir, config,
+                                 decoder_weight_decay=F.decoder_weight_decay, limit=F.limit)
     results["command"] = " ".join(sys.argv)
     path = Path(F.workdir) / "results.json"
     path.write_text(json.dumps(results, indent=2))
@@ -77,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run(main)

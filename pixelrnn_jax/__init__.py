@@ -1,17 +1,39 @@
-"""pixelrnn_jax: end-to-end-optimised in-pixel recurrent perception in JAX/Flax."""
-from pixelrnn_jax import (accounting, baselines, cells, official, ops, quantizers, recordings,
-                          scamp5)
-from pixelrnn_jax.config import ModelConfig
-from pixelrnn_jax.model import (Decoder, PixelRNNModel, check_video, classify, decode, encode,
-                                frame_logits, init)
-from pixelrnn_jax.encoder import Encoder, InPixelCNN
-from pixelrnn_jax.quantizers import heaviside, sign, ternary
+"""pixelrnn_jax: end-to-end-optimised in-pixel recurrent perception in JAX/Flax.
+
+Layers, each importing only from those before it (ARCHITECTURE.md): `core` (the model),
+`data` and `plots` (leaves), `training`, `sensor` (the SCAMP-5 model, the authors' files,
+real recordings), `paper` (the paper's tables and figures), `cli` (the experiment scripts'
+flags).
+"""
+from pixelrnn_jax.core import (
+                               Decoder,
+                               Encoder,
+                               InPixelCNN,
+                               ModelConfig,
+                               PixelRNNModel,
+                               accounting,
+                               cells,
+                               check_video,
+                               classify,
+                               decode,
+                               encode,
+                               frame_logits,
+                               heaviside,
+                               init,
+                               ops,
+                               quantizers,
+                               sign,
+                               ternary,
+)
+from pixelrnn_jax.sensor import authors_files, authors_model, readout_decoder, recordings, scamp5
+from pixelrnn_jax.training import TrainConfig, train_and_evaluate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ModelConfig", "PixelRNNModel", "Encoder", "InPixelCNN", "Decoder",
+    "ModelConfig", "TrainConfig", "PixelRNNModel", "Encoder", "InPixelCNN", "Decoder",
     "init", "encode", "classify", "decode", "frame_logits", "check_video",
-    "sign", "heaviside", "ternary",
-    "accounting", "baselines", "cells", "official", "ops", "quantizers", "recordings", "scamp5",
+    "train_and_evaluate", "sign", "heaviside", "ternary",
+    "accounting", "authors_files", "authors_model", "cells", "ops", "quantizers", "readout_decoder",
+    "recordings", "scamp5",
 ]

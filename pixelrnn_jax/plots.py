@@ -1,33 +1,45 @@
-"""Figures saved next to results.json (matplotlib, no display needed)."""
+"""Figures: the ones saved next to results.json and the notebooks' panels.
+
+Built on `matplotlib.figure.Figure` (no pyplot state, any backend, no display needed). A
+leaf of the package: it imports nothing of it, so every layer can draw.
+"""
 from __future__ import annotations
 
-import json
+import io
 from pathlib import Path
 
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+__all__ = ["training_curves", "accuracy_vs_memory", "accuracy_vs_bandwidth", "grouped_bars",
+           "frame_rows", "image_grid", "readouts_vs_raw", "readout_comparison",
+           "histogram_vs_measurement", "to_png", "show", "save", "SENSOR_BYTES_PER_PIXEL"]
+
+TAB10 = matplotlib.colormaps["tab10"].colors
 
 
-def training_curves(metrics_path, out_path) -> Path:
-    """Loss and accuracy per epoch from metrics.jsonl."""
-    plt = _pyplot()
-    rows = [json.loads(l) for l in Path(metrics_path).read_text().splitlines() if l.strip()]
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save(fig: Figure, out_path, dpi: int = 110) -> Path:
+    fig.savefig(out_path, dpi=dpi)
+    return Path(out_path)
+
+
+def training_curves(rows: list[dict], out_path) -> Path:
+    """Loss and accuracy per epoch from the records of metrics.jsonl."""
     ep = [r["epoch"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = _figure(9, 3.2)
+    a, b = fig.subplots(1, 2)
     a.plot(ep, [r["train_loss"] for r in rows], label="train")
     a.plot(ep, [r["val_loss"] for r in rows], label="validation")
     a.set_xlabel("epoch"), a.set_ylabel("cross-entropy"), a.legend()
     b.plot(ep, [r["train_accuracy"] for r in rows], label="train")
     b.plot(ep, [r["val_accuracy"] for r in rows], label="validation")
     b.set_xlabel("epoch"), b.set_ylabel("accuracy"), b.set_ylim(0, 1.02), b.legend()
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return Path(out_path)
+    return save(fig, out_path)
 
 
 SENSOR_BYTES_PER_PIXEL = 32.0
@@ -42,9 +54,9 @@ def accuracy_vs_memory(rows, out_path, *, limit: float = SENSOR_BYTES_PER_PIXEL,
     `test_accuracy_best_{1bit,32bit}`; filled markers are 1 bit, hollow ones 32 bit. The
     sensor's memory `limit` is drawn as a dashed vertical line.
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.6, 4.4))
-    colors = plt.get_cmap("tab10").colors
+    fig = _figure(7.6, 4.4)
+    ax = fig.subplots()
+    colors = TAB10
     cells = list(dict.fromkeys(r.get("cell", r["model"]) for r in rows))
     for r in rows:  # colour: cell or camera; marker: CNN layers (triangle: no CNN)
         color = colors[cells.index(r.get("cell", r["model"])) % len(colors)]
@@ -70,10 +82,7 @@ def accuracy_vs_memory(rows, out_path, *, limit: float = SENSOR_BYTES_PER_PIXEL,
     if title:
         ax.set_title(title)
     ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return Path(out_path)
+    return save(fig, out_path)
 
 
 def accuracy_vs_bandwidth(records, out_path, *, title: str | None = None) -> Path:
@@ -82,10 +91,10 @@ def accuracy_vs_bandwidth(records, out_path, *, title: str | None = None) -> Pat
     records: dicts with `readout_values_per_16_frames`, `test_accuracy_best` and, optionally,
     `test_accuracy_mean` and `window`.
     """
-    plt = _pyplot()
     recs = sorted((r for r in records if r.get("test_accuracy_best") is not None),
                   key=lambda r: r["readout_values_per_16_frames"])
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig = _figure(5.6, 3.8)
+    ax = fig.subplots()
     x = [r["readout_values_per_16_frames"] for r in recs]
     ax.plot(x, [r["test_accuracy_best"] for r in recs], "o-", label="best over seeds")
     if any(r.get("test_accuracy_mean") is not None for r in recs):
@@ -103,10 +112,30 @@ def accuracy_vs_bandwidth(records, out_path, *, title: str | None = None) -> Pat
     if title:
         ax.set_title(title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return Path(out_path)
+    return save(fig, out_path)
+
+
+def grouped_bars(groups: list[str], series: dict, out_path, *, outlines: dict | None = None,
+                 ylabel: str = "test accuracy (%)", title: str | None = None) -> Path:
+    """Bars per group for every series {name: [value per group]} (NaN: no bar), with
+    optional dashed outlines {name: [value per group]} (e.g. a paper's figures)."""
+    names = list(series)
+    width = 0.8 / max(len(names), 1)
+    fig = _figure(3.0 + 2.0 * len(groups), 3.8)
+    ax = fig.subplots()
+    for j, n in enumerate(names):
+        xs = np.arange(len(groups)) + (j - (len(names) - 1) / 2) * width
+        ax.bar(xs, series[n], width, color=f"C{j}", label=n)
+        if outlines and n in outlines:
+            ax.bar(xs, outlines[n], width, fill=False, edgecolor="black", linestyle="--",
+                   linewidth=0.8)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    return save(fig, out_path)
 
 
 # --------------------------------------------------------------------------------------
@@ -116,21 +145,14 @@ def accuracy_vs_bandwidth(records, out_path, *, title: str | None = None) -> Pat
 RAW_SIDE = 256  # the RAW camera baseline: 256 x 256 intensities per frame
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-    return Figure(figsize=(width, height), layout="constrained")
-
-
 def to_png(fig, dpi: int = 100) -> bytes:
     """PNG bytes of a figure, e.g. `IPython.display.Image(to_png(fig))` in a notebook."""
-    import io
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
 def _imshow(ax, img, cmap, vmin=None, vmax=None):
-    import numpy as np
     a = np.asarray(img)
     if a.dtype == bool:
         a = np.where(a, 1.0, -1.0)
@@ -148,7 +170,6 @@ def frame_rows(rows: dict, *, steps=None, title: str | None = None, cmap: str = 
       float arrays share one gray scale per row.
     steps: the time steps to show (default all).
     """
-    import numpy as np
     arrays = {k: np.asarray(v) for k, v in rows.items()}
     if not arrays:
         raise ValueError("frame_rows needs at least one row of frames")
@@ -175,7 +196,6 @@ def frame_rows(rows: dict, *, steps=None, title: str | None = None, cmap: str = 
 def image_grid(images: dict, *, ncols: int | None = None, cmap: str = "gray",
                colorbar: bool = False, title: str | None = None, panel: float = 2.2):
     """Single images (h w) in a grid, each titled by its key."""
-    import numpy as np
     items = list(images.items())
     if not items:
         raise ValueError("image_grid needs at least one image")
@@ -202,7 +222,6 @@ def readouts_vs_raw(readouts: dict, readout_values: int, num_frames: int = 16,
     readouts: {label: (h w)} what the sensor reads out for one `num_frames` window.
     readout_values: values read out per `num_frames` frames (`accounting.summary`).
     """
-    import numpy as np
     raw = raw_side * raw_side * num_frames
     items = list(readouts.items())
     fig = _figure(2.3 * len(items) + 3.6, 2.8)
@@ -228,7 +247,6 @@ def readouts_vs_raw(readouts: dict, readout_values: int, num_frames: int = 16,
 def histogram_vs_measurement(samples, mean: float, std: float, *, label: str = "model",
                              xlabel: str = "value read back", bins: int = 60):
     """Histogram of samples with the measured normal density (mean, std) drawn over it."""
-    import numpy as np
     x = np.asarray(samples, np.float64).reshape(-1)
     fig = _figure(5.0, 3.2)
     ax = fig.subplots()
@@ -238,6 +256,27 @@ def histogram_vs_measurement(samples, mean: float, std: float, *, label: str = "
     ax.plot(grid, np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi)),
             color="tab:red", label=f"measured: mean {mean:.2f}, std {std:.2f}")
     ax.set_xlabel(xlabel), ax.set_ylabel("density"), ax.legend(fontsize=8)
+    return fig
+
+
+def readout_comparison(real, preds: dict, names, count: int = 4) -> Figure:
+    """Real readouts (n 64 64) beside simulated ones {title: (n 64 64)} for the first
+    `count` videos, each panel on its own diverging scale around its mean (crop 1..62)."""
+    cols = {"real": real, **preds}
+    count = min(count, len(real))
+    fig = _figure(2.2 * len(cols), 2.2 * count)
+    axes = fig.subplots(count, len(cols), squeeze=False)
+    for i in range(count):
+        for j, (title, imgs) in enumerate(cols.items()):
+            img = np.asarray(imgs[i])[1:63, 1:63]
+            lim = float(np.percentile(np.abs(img - img.mean()), 99)) or 1.0
+            ax = axes[i, j]
+            ax.imshow(img, cmap="RdBu_r", vmin=img.mean() - lim, vmax=img.mean() + lim)
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(str(names[i]), fontsize=8)
     return fig
 
 

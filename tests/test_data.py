@@ -10,7 +10,6 @@ from pixelrnn_jax import data
 from pixelrnn_jax.data import preprocess, synthetic
 from pixelrnn_jax.data.pipeline import Split
 
-
 # ------------------------------------------------------------------ preprocessing
 
 def test_normalize_frames_matches_imagenet_gray():

@@ -12,9 +12,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DATA
 from PIL import Image
 
-from conftest import DATA
 from pixelrnn_jax import data
 from pixelrnn_jax.data import builders, preprocess, synthetic
 

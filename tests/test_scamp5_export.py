@@ -1,19 +1,24 @@
 """Weight planes: layout, export -> import round trips (npz and PGM), and clean errors."""
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import shared_file
+from test_scamp5 import SMALL_INCREMENT, TWO_LAYERS, _random_binary_model, _video
 
 import pixelrnn_jax as pr
-from conftest import shared_file
 from pixelrnn_jax import official
-from pixelrnn_jax.scamp5 import (NoiseModel, WeightPlanes, export_weight_planes,
-                                 import_weight_planes, layout, simulate, weight_planes)
+from pixelrnn_jax.scamp5 import (
+    NoiseModel,
+    WeightPlanes,
+    export_weight_planes,
+    import_weight_planes,
+    layout,
+    simulate,
+    weight_planes,
+)
 from pixelrnn_jax.scamp5.export import from_official, to_official
-
-from test_scamp5 import SMALL_INCREMENT, TWO_LAYERS, _random_binary_model, _video
 
 CFG = TWO_LAYERS  # shares compiled programs with test_scamp5
 

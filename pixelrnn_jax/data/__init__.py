@@ -8,14 +8,25 @@
         batch["video"]  # float32 (b, 16, 64, 64) normalised intensities; sign = binary input
         batch["label"]  # int32 (b,)
 """
-from pixelrnn_jax.data.datasets import (IMAGE_DATASETS, VIDEO_DATASETS, DatasetSplits,
-                                        ImageSplits, default_cache_dir, load_dataset,
-                                        load_images, speaker_split, stratified_split)
+from pixelrnn_jax.data.datasets import (
+                                        IMAGE_DATASETS,
+                                        VIDEO_DATASETS,
+                                        DatasetSplits,
+                                        ImageSplits,
+                                        default_cache_dir,
+                                        load_dataset,
+                                        load_images,
+                                        speaker_split,
+                                        stratified_split,
+)
 from pixelrnn_jax.data.layouts import LayoutError
-from pixelrnn_jax.data.pipeline import (Split, batches, measure_throughput, num_batches,
-                                        prefetch)
-from pixelrnn_jax.data.preprocess import (clip_indices, normalize_frames, random_clip_indices,
-                                          shift_frames)
+from pixelrnn_jax.data.pipeline import Split, batches, measure_throughput, num_batches, prefetch
+from pixelrnn_jax.data.preprocess import (
+                                        clip_indices,
+                                        normalize_frames,
+                                        random_clip_indices,
+                                        shift_frames,
+)
 
 __all__ = [
     "load_dataset", "load_images", "batches", "prefetch", "num_batches", "measure_throughput",

@@ -18,9 +18,9 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 from etils import epath
+from PIL import Image
 
 from pixelrnn_jax.data import images, layouts, preprocess, synthetic
 
