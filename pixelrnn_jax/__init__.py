@@ -5,6 +5,8 @@ Layers, each importing only from those before it (ARCHITECTURE.md): `core` (the 
 real recordings), `paper` (the paper's tables and figures), `cli` (the experiment scripts'
 flags).
 """
+import sys
+
 from pixelrnn_jax.core import (
                                Decoder,
                                Encoder,
@@ -29,6 +31,10 @@ from pixelrnn_jax.sensor import authors_files, authors_model, readout_decoder, r
 from pixelrnn_jax.training import TrainConfig, train_and_evaluate
 
 __version__ = "0.1.0"
+
+# `import pixelrnn_jax.scamp5` and `from pixelrnn_jax.scamp5 import simulate` keep working:
+# the package lives in the sensor layer
+sys.modules[f"{__name__}.scamp5"] = scamp5
 
 __all__ = [
     "ModelConfig", "TrainConfig", "PixelRNNModel", "Encoder", "InPixelCNN", "Decoder",

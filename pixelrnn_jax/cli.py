@@ -210,11 +210,11 @@ def setup_logging():
     logging.getLogger("jax").setLevel(logging.WARNING)
 
 
-def run(main):
+def run(main, argv: list[str] | None = None):
     """`app.run(main)` with `parse_flags`, the logging of the scripts, and user errors as
     one line."""
-    def wrapped(argv):
+    def wrapped(args):
         setup_logging()
         with user_errors():
-            return main(argv)
-    app.run(wrapped, flags_parser=parse_flags)
+            return main(args)
+    app.run(wrapped, argv=argv, flags_parser=parse_flags)

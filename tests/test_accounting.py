@@ -35,7 +35,7 @@ def table():
 
 
 def _printed(v):
-    return None if v is None else accounting._fmt(v)
+    return None if v is None else accounting.format_number(v)
 
 
 def test_table_s4_all_rows(table):

@@ -118,7 +118,7 @@ def _splits(frame_size=16, n_train=8):
 
 
 def _train(tmp, dataset, **kw):
-    from pixelrnn_jax.train import TrainConfig, train_and_evaluate
+    from pixelrnn_jax.training import TrainConfig, train_and_evaluate
     config = TrainConfig(model=_cfg(num_classes=3), num_frames=4, batch_size=4, num_epochs=1,
                          **kw)
     return train_and_evaluate(config, tmp / "work", dataset=dataset)
@@ -128,18 +128,19 @@ def _other_settings(tmp):
     """A workdir holding checkpoints of another run (learning rate 0.01), rerun at 0.02."""
     import jax.numpy as jnp
 
-    from pixelrnn_jax.checkpoint import CheckpointStore
-    from pixelrnn_jax.train import TrainConfig, _run_identity
+    from pixelrnn_jax.training import CheckpointStore, TrainConfig, rundir
+    from pixelrnn_jax.training.run import RESUMABLE_CHANGES
     before = TrainConfig(model=_cfg(num_classes=3), num_frames=4, batch_size=4,
                          learning_rate=0.01)
     CheckpointStore(tmp / "work" / "checkpoints").save(
-        1, {"x": jnp.zeros(2)}, {"epoch": 1, "run": _run_identity(before)})
+        1, {"x": jnp.zeros(2)},
+        {"epoch": 1, "run": rundir.run_identity(before.to_dict(), RESUMABLE_CHANGES)})
     return _train(tmp, _splits(), learning_rate=0.02)
 
 
 def _workdir_in_file(tmp):
     (tmp / "file").write_text("x")
-    from pixelrnn_jax.train import TrainConfig, train_and_evaluate
+    from pixelrnn_jax.training import TrainConfig, train_and_evaluate
     return train_and_evaluate(TrainConfig(model=_cfg(num_classes=3), num_frames=4),
                               tmp / "file" / "work", dataset=_splits())
 
@@ -149,13 +150,13 @@ def _workdir_read_only(tmp):
         pytest.skip("root writes into read-only folders (checked for the checkpoints folder "
                     "by test_reliability under setpriv)")
     (tmp / "ro").mkdir(mode=0o555)
-    from pixelrnn_jax.train import TrainConfig, train_and_evaluate
+    from pixelrnn_jax.training import TrainConfig, train_and_evaluate
     return train_and_evaluate(TrainConfig(model=_cfg(num_classes=3), num_frames=4),
                               tmp / "ro", dataset=_splits())
 
 
 def _first_run(tmp, **model):
-    from pixelrnn_jax.train import TrainConfig, train_and_evaluate
+    from pixelrnn_jax.training import TrainConfig, train_and_evaluate
     first = TrainConfig(model=_cfg(num_classes=3, **model), num_frames=4, batch_size=4,
                         num_epochs=1)
     train_and_evaluate(first, tmp / "first", dataset=_splits())
@@ -163,7 +164,7 @@ def _first_run(tmp, **model):
 
 
 def _init_from_other_model(tmp):
-    from pixelrnn_jax.train import train_and_evaluate
+    from pixelrnn_jax.training import train_and_evaluate
     first = _first_run(tmp)
     config = first.replace(model=_cfg(num_classes=3, cnn_layers=1), init_from=str(tmp / "first"))
     return train_and_evaluate(config, tmp / "work", dataset=_splits())
@@ -172,7 +173,7 @@ def _init_from_other_model(tmp):
 def test_init_from_starts_from_the_finished_runs_parameters(tmp_path):
     import jax
 
-    from pixelrnn_jax.train import load_trained, train_and_evaluate
+    from pixelrnn_jax.training import load_trained, train_and_evaluate
     first = _first_run(tmp_path)
     # a noise-aware run of the same model, zero epochs: its best parameters are the start
     noisy = first.replace(model=first.model.replace(noise_gate=0.5), num_epochs=0,
@@ -185,7 +186,7 @@ def test_init_from_starts_from_the_finished_runs_parameters(tmp_path):
 
 
 def _training_error():
-    from pixelrnn_jax.train import TrainingError
+    from pixelrnn_jax.training import TrainingError
     return TrainingError
 
 
@@ -321,20 +322,20 @@ DATASET_CASES = [
 # ----------------------------------------------------------------------- weight files
 
 def _weights():
-    from pixelrnn_jax import official
+    from pixelrnn_jax import authors_files
     rng = np.random.default_rng(0)
     pm = lambda *s: rng.choice([-1.0, 1.0], size=s)  # noqa: E731
-    return official.OfficialWeights(conv1=pm(16, 5, 5), thresh1=0.5, w_f=pm(5, 5),
+    return authors_files.OfficialWeights(conv1=pm(16, 5, 5), thresh1=0.5, w_f=pm(5, 5),
                                     u_f=pm(5, 5), w_o=pm(5, 5), u_o=pm(5, 5),
                                     rnn_threshold=0.25)
 
 
 def _weight_text(edit):
     def run(tmp):
-        from pixelrnn_jax import official
-        official.save_weights_text(_weights(), tmp / "ok.txt")
+        from pixelrnn_jax import authors_files
+        authors_files.save_weights_text(_weights(), tmp / "ok.txt")
         (tmp / "w.txt").write_text(edit((tmp / "ok.txt").read_text()))
-        return official.load_weights_text(tmp / "w.txt")
+        return authors_files.load_weights_text(tmp / "w.txt")
     return run
 
 
@@ -372,10 +373,10 @@ def _first_value(name, new):
 
 def _header(edit):
     def run(tmp):
-        from pixelrnn_jax import official
-        official.save_header(_weights(), tmp / "ok.h")
+        from pixelrnn_jax import authors_files
+        authors_files.save_header(_weights(), tmp / "ok.h")
         (tmp / "w.h").write_text(edit((tmp / "ok.h").read_text()))
-        return official.load_header(tmp / "w.h")
+        return authors_files.load_header(tmp / "w.h")
     return run
 
 
@@ -388,13 +389,13 @@ def _drop_hidden_slot(text):
 
 def _to_variables(**cfg):
     def run(tmp):
-        from pixelrnn_jax import ModelConfig, official
-        return official.to_variables(_weights(), ModelConfig(**cfg))
+        from pixelrnn_jax import ModelConfig, authors_model
+        return authors_model.to_variables(_weights(), ModelConfig(**cfg))
     return run
 
 
 WEIGHT_CASES = [
-    Case("weights-file-missing", lambda t: __import__("pixelrnn_jax").official
+    Case("weights-file-missing", lambda t: __import__("pixelrnn_jax").authors_files
          .load_weights_text(t / "none.txt"), FileNotFoundError,
          ("weight file not found: {tmp}/none.txt",)),
     Case("weights-15-conv1-kernels", _weight_text(_drop_conv1_kernel), ValueError,
@@ -431,7 +432,8 @@ WEIGHT_CASES = [
     Case("header-non-binary", _header(lambda t: t.replace("{1,", "{3,", 1)), ValueError,
          ("'CONV1_WEIGHTS_5x5'", "non-binary kernel values [3.0]")),
     Case("header-missing-threshold",
-         _header(lambda t: "\n".join(l for l in t.splitlines() if "CONV1_THRESHOLD" not in l)),
+         _header(lambda t: "\n".join(ln for ln in t.splitlines()
+                                     if "CONV1_THRESHOLD" not in ln)),
          ValueError, ("missing constant 'CONV1_THRESHOLD'",)),
     Case("weights-into-2-layer-config", _to_variables(cnn_layers=2), ValueError,
          ("1 CNN layer(s) but config.cnn_layers=2", "set cnn_layers=1")),
@@ -444,7 +446,7 @@ WEIGHT_CASES = [
 
 def _archive(**overrides):
     def run(tmp):
-        from pixelrnn_jax import recordings
+        from pixelrnn_jax.sensor import recordings
         n = 6
         arrays = dict(outputs=np.full((n, 64, 64), 127, np.uint8),
                       labels=np.arange(n) % 2, names=np.array([f"v{i}" for i in range(n)]))
@@ -455,7 +457,7 @@ def _archive(**overrides):
 
 
 def _not_npz(tmp):
-    from pixelrnn_jax import recordings
+    from pixelrnn_jax.sensor import recordings
     (tmp / "rec.npz").write_bytes(b"this is not a zip archive")
     return recordings.load_recordings(tmp / "rec.npz")
 
@@ -464,7 +466,7 @@ def _frame_folder(kind):
     def run(tmp):
         from PIL import Image
 
-        from pixelrnn_jax import recordings
+        from pixelrnn_jax.sensor import recordings
         for c in ("0", "1"):
             for v in ("a", "b"):
                 d = tmp / "rec" / c / v
@@ -550,10 +552,10 @@ def _fp32_only_cell() -> str:
 # app.run, flags reset between cases), and prints {case: [exit code, stderr]} as JSON.
 FLAG_DRIVER = r"""
 import contextlib, dataclasses, io, json, runpy, sys
-from absl import app, flags
+from absl import flags
 from pixelrnn_jax import cells
 if "fp32_only_stand_in" not in cells.CELLS:
-    cells.register(dataclasses.replace(cells.PIXELRNN, name="fp32_only_stand_in",
+    cells.register(dataclasses.replace(cells.rnn.PIXELRNN, name="fp32_only_stand_in",
                                        precisions=("32bit",)))
 train = runpy.run_path(sys.argv[1], run_name="train_cli")
 out = {}
@@ -562,8 +564,7 @@ for name, argv in json.loads(sys.argv[2]).items():
     err, code = io.StringIO(), 0
     with contextlib.redirect_stderr(err):
         try:
-            app.run(train["main"], argv=[sys.argv[1], *argv],
-                    flags_parser=train["cli"].parse_flags)
+            train["cli"].run(train["main"], argv=[sys.argv[1], *argv])
         except SystemExit as e:
             code = e.code
     out[name] = [code, err.getvalue()]
@@ -576,9 +577,14 @@ FLAG_CASES = {
                               ("Unknown command line flag 'cnn_layer'", "see --helpfull")),
     "unknown-flag": (["--no_such_flag=1"], ("Unknown command line flag 'no_such_flag'",)),
     "flagfile-missing": (["--flagfile={tmp}/missing.flags"],
-                         ("Unable to open flagfile", "{tmp}/missing.flags")),
+                         ("flagfile '{tmp}/missing.flags' not found", "gesture.flags")),
+    "flagfile-missing-beside-the-script": (["--flagfile=gestures.flags"],
+                                           ("flagfile 'gestures.flags' not found",
+                                            "the flagfiles in", "gesture.flags")),
     "bad-enum-value": (["--precision=2bit"],
-                       ("--precision=2bit", "value should be one of <1bit|32bit>")),
+                       ("precision must be one of ('1bit', '32bit')", "got '2bit'")),
+    "unknown-dataset": (["--dataset=mnist"], ("dataset='mnist' is invalid",
+                                              "one of ('synthetic_gesture',")),
     "bad-integer": (["--K=abc"], ("flag --K=abc", "invalid literal for int()")),
     "positional-argument": (["extra"], ("unexpected arguments ['extra']",
                                         "all options are --flags")),
@@ -640,7 +646,7 @@ def flag_results(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-c", FLAG_DRIVER, str(TRAIN), json.dumps(cases)],
                           env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     return json.loads(line[len("RESULT "):]), tmp, fp32
 
 
@@ -650,8 +656,8 @@ def test_bad_flags(name, flag_results):
     code, stderr = results[name]
     assert code == 2, f"exit code {code}, stderr:\n{stderr[-2000:]}"
     assert "Traceback" not in stderr, stderr[-3000:]
-    lines = [l for l in stderr.splitlines() if l.strip()]
-    errors = [i for i, l in enumerate(lines) if l.startswith("error: ")]
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    errors = [i for i, ln in enumerate(lines) if ln.startswith("error: ")]
     assert len(errors) == 1, stderr[-3000:]
     if name not in MULTILINE_FLAG_CASES:
         assert errors[0] == len(lines) - 1, f"not the last line:\n{stderr[-2000:]}"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import pixelrnn_jax as P
-from pixelrnn_jax import cells, model
-from pixelrnn_jax.encoder import scan_cell
+from pixelrnn_jax.core import cells, model
+from pixelrnn_jax.core.encoder import scan_cell
 
 RNNS = ("srnn", "lstm", "gru", "mgu", "genrnn01", "genrnn11", "pixelrnn")
 CAMERAS = ("raw", "difference", "event")
@@ -290,7 +290,8 @@ def test_one_scan_step_per_trace(name):
     counted = dataclasses.replace(spec, step=counting_step)
     cfg = _config(name, "1bit").replace(K=6)
     p = {k: jnp.ones((5, 5)) for k in spec.kernels} | {k: jnp.zeros(()) for k in spec.scalars}
-    jaxpr = jax.make_jaxpr(lambda x: scan_cell(counted, p, x, cfg))(jnp.ones((12, 1, 8, 8)))
+    jaxpr = jax.make_jaxpr(lambda x: scan_cell(counted, p, x, cfg.context, cfg.K))(
+        jnp.ones((12, 1, 8, 8)))
     assert len(calls) <= 2
     assert "scan" in str(jaxpr)
 
@@ -301,18 +302,31 @@ def test_every_noise_site_is_used(name):
     readout "o"; each must change the cell's step (or its readout)."""
     spec = cells.get_cell_spec(name)
     cfg = _config(name, "32bit")
+    ctx = cfg.context
     keys = jax.random.split(jax.random.key(9), len(spec.kernels) + 2)
     p = {k: 0.3 * jax.random.normal(key, (5, 5)) for k, key in zip(spec.kernels, keys)}
     p |= {k: jnp.asarray(0.1) for k in spec.scalars}
     x = jax.random.normal(keys[-2], (1, 1, SIDE, SIDE))
-    terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms(p, x, cfg))
-    state = spec.init_state(p, (1, SIDE, SIDE), cfg)
+    terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms(p, x, ctx))
+    state = spec.init_state(p, (1, SIDE, SIDE), ctx)
     noise = jax.random.normal(keys[-1], (1, SIDE, SIDE))
-    for site in spec.gate_sites + ("o",):
-        fn = spec.output if site == "o" else spec.step
-        clean = jax.tree.leaves(fn(p, state, terms_t, None, cfg))
-        noisy = jax.tree.leaves(fn(p, state, terms_t, {site: noise}, cfg))
+    # the step reports the pre-activation of exactly the sites it declares
+    assert sorted(spec.step(p, state, terms_t, None, ctx)[1]) == sorted(spec.gate_sites)
+    for site in spec.noise_sites:
+        fn = spec.output if site == "o" else (lambda *a: spec.step(*a)[0])
+        clean = jax.tree.leaves(fn(p, state, terms_t, None, ctx))
+        noisy = jax.tree.leaves(fn(p, state, terms_t, {site: noise}, ctx))
         assert any(not np.allclose(a, b) for a, b in zip(clean, noisy)), (name, site)
+
+
+@pytest.mark.parametrize("name", CAMERAS)
+def test_cameras_declare_no_gate_site(name):
+    spec = cells.get_cell_spec(name)
+    ctx = _config(name, spec.precisions[0]).context
+    x = jnp.zeros((1, 1, SIDE, SIDE))
+    terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms({}, x, ctx))
+    state = spec.init_state({}, (1, SIDE, SIDE), ctx)
+    assert spec.gate_sites == () and spec.step({}, state, terms_t, None, ctx)[1] == {}
 
 
 def test_genrnn_regimes_agree_at_32bit_and_differ_binary():

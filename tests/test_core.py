@@ -7,11 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from reference import assert_close, conv5x5_reference, pooled_conv_reference
 
 import pixelrnn_jax as pr
 from pixelrnn_jax import accounting, ops, quantizers
-
-RNG = np.random.default_rng(0)
 
 
 def _video(b=2, t=16, side=64, seed=0):
@@ -46,10 +45,7 @@ def test_heaviside_and_ternary():
     g = jax.vmap(jax.grad(lambda v: quantizers.heaviside(v, 3.0)))(x)
     s = 1 / (1 + np.exp(-3 * np.asarray(x)))
     np.testing.assert_allclose(g, 3 * s * (1 - s), rtol=1e-5)
-    assert quantizers.get_quantizer("ternary").bits == 2
-    assert quantizers.get_quantizer("identity").bits == 32
-    with pytest.raises(ValueError, match="unknown quantizer 'binary'"):
-        quantizers.get_quantizer("binary")
+    np.testing.assert_array_equal(quantizers.numpy_sign([-2.0, -0.0, 0.0, 3.0]), [-1, 1, 1, 1])
 
 
 def test_noise_before_quantizer_uses_explicit_key():
@@ -87,32 +83,34 @@ def test_one_optimizer_step_flips_a_binary_weight():
 @pytest.mark.parametrize("exact", [True, False])
 @pytest.mark.parametrize("shape", [(3, 16, 20), (40, 8, 8)])  # one chunk; 2 chunks of 20
 def test_pooled_conv_matches_reference_forward_and_gradients(exact, shape):
-    x = jnp.asarray(np.sign(RNG.standard_normal(shape) + 0.2), jnp.float32)
-    w = jnp.asarray(np.sign(RNG.standard_normal((16, 5, 5))), jnp.float32)
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(np.sign(rng.standard_normal(shape) + 0.2), jnp.float32)
+    w = jnp.asarray(np.sign(rng.standard_normal((16, 5, 5))), jnp.float32)
     fast = lambda x, w: ops.pooled_conv(x, w, exact, True).reshape(x.shape)  # noqa: E731
-    ref = lambda x, w: ops.tile(ops.pooled_conv_reference(x, w))  # noqa: E731
+    ref = lambda x, w: ops.tile(pooled_conv_reference(x, w))  # noqa: E731
     np.testing.assert_array_equal(fast(x, w), ref(x, w))
-    g = jnp.asarray(RNG.standard_normal(x.shape), jnp.float32)
+    g = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
     ga = jax.grad(lambda x, w: jnp.sum(fast(x, w) * g), (0, 1))(x, w)
     gb = jax.grad(lambda x, w: jnp.sum(ref(x, w) * g), (0, 1))(x, w)
     for a, b in zip(ga, gb):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+        assert_close(a, b)
 
 
 @pytest.mark.parametrize("lead", [(2, 3), (2, 40)])  # 6 planes; 80 planes: chunked gradient
 def test_conv5x5_matches_lax_conv_with_gradients(lead):
-    x = jnp.asarray(RNG.standard_normal(lead + (9, 7)), jnp.float32)
-    w = jnp.asarray(RNG.standard_normal((5, 5)), jnp.float32)
-    np.testing.assert_allclose(ops.conv5x5(x, w), ops.conv5x5_reference(x, w), atol=1e-5)
-    g = jnp.asarray(RNG.standard_normal(x.shape), jnp.float32)
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.standard_normal(lead + (9, 7)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((5, 5)), jnp.float32)
+    assert_close(ops.conv5x5(x, w), conv5x5_reference(x, w))
+    g = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
     ga = jax.grad(lambda x, w: jnp.sum(ops.conv5x5(x, w) * g), (0, 1))(x, w)
-    gb = jax.grad(lambda x, w: jnp.sum(ops.conv5x5_reference(x, w) * g), (0, 1))(x, w)
-    for a, b in zip(ga, gb):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+    gb = jax.grad(lambda x, w: jnp.sum(conv5x5_reference(x, w) * g), (0, 1))(x, w)
+    for a, b in zip(ga, gb):   # the kernel gradient sums 80 planes: its scale is ~150
+        assert_close(a, b)
 
 
 def test_tile_layout_and_inverse():
-    maps = jnp.asarray(RNG.standard_normal((2, 16, 4, 5)))
+    maps = jnp.asarray(np.random.default_rng(3).standard_normal((2, 16, 4, 5)))
     plane = np.asarray(ops.tile(maps))
     assert plane.shape == (2, 16, 20)
     for c in range(16):
@@ -181,8 +179,7 @@ def test_32bit_pixelrnn_matches_numpy_step_by_step():
     cell = jax.tree.map(np.asarray, variables["params"]["encoder"]["cell"])
     cell["theta"] = np.float32(0.3)
     variables["params"]["encoder"]["cell"]["theta"] = jnp.float32(0.3)
-    np.testing.assert_allclose(pr.encode(variables, x, cfg), _numpy_pixelrnn(x, cell, 4),
-                               rtol=1e-4, atol=1e-4)
+    assert_close(pr.encode(variables, x, cfg), _numpy_pixelrnn(x, cell, 4), rtol=1e-4)
 
 
 # ---------------------------------------------------------------- accounting

@@ -16,11 +16,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference import pooled_conv_reference
 
-from pixelrnn_jax import encoders as E
 from pixelrnn_jax import ops
 from pixelrnn_jax.data import pipeline
 from pixelrnn_jax.data.datasets import DatasetSplits
+from pixelrnn_jax.paper import table1 as E
+from pixelrnn_jax.paper import table1_models as EM
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_MLXTEND = importlib.util.find_spec("mlxtend") is not None
@@ -29,17 +31,17 @@ HAS_MLXTEND = importlib.util.find_spec("mlxtend") is not None
 # ------------------------------------------------------------------ accounting
 
 def test_parameter_counts_and_sizes_match_table1():
-    got = {n: E.onsensor_params(n) for n in E.ENCODERS}
+    got = {n: EM.onsensor_params(n) for n in EM.ENCODERS}
     assert got == {"bose": 257, "liu2020": 258, "liu2022": 2374, "ours": 802}
-    for name, spec in E.ENCODERS.items():
+    for name, spec in EM.ENCODERS.items():
         assert got[name] == spec.paper_params
         # Table 1's size column, read as kB, from parameters x log2(levels) / 8
-        assert round(E.model_bytes(name) / 1000, 2) == spec.paper_size_kb
-    assert E.bits_per_param("bose") == pytest.approx(np.log2(3))
+        assert round(EM.model_bytes(name) / 1000, 2) == spec.paper_size_kb
+    assert EM.bits_per_param("bose") == pytest.approx(np.log2(3))
 
 
 def test_ours_has_the_core_cnn_parameters():
-    shapes = E._param_shapes("ours")
+    shapes = EM._param_shapes("ours")
     assert set(shapes) == {"cnn_0", "cnn_1"}
     for layer in shapes.values():
         assert layer["kernel"].shape == (16, 5, 5) and layer["threshold"].shape == ()
@@ -47,7 +49,7 @@ def test_ours_has_the_core_cnn_parameters():
 
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown encoder 'nope'"):
-        E.get_encoder("nope")
+        EM.get_encoder("nope")
 
 
 # ------------------------------------------------------------------ semantics
@@ -56,7 +58,7 @@ def _sign(x):
     return np.where(x >= 0, 1.0, -1.0)
 
 
-def _ternary(x, delta=E.TERNARY_DELTA):
+def _ternary(x, delta=EM.TERNARY_DELTA):
     return (x > delta).astype(float) - (x < -delta).astype(float)
 
 
@@ -101,7 +103,7 @@ def _reference(name, p, images):
     x = x[:, 0]
     for i in range(2):  # the core CNN's documented semantics, via its reference kernel
         q = p[f"cnn_{i}"]
-        pooled = np.asarray(ops.pooled_conv_reference(jnp.asarray(x, jnp.float32),
+        pooled = np.asarray(pooled_conv_reference(jnp.asarray(x, jnp.float32),
                                                       jnp.asarray(_sign(q["kernel"]),
                                                                   jnp.float32)))
         x = _np_tile(_sign(pooled - q["threshold"]))
@@ -114,41 +116,41 @@ def images():
     return rng.normal(size=(2, 64, 64)).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", list(E.ENCODERS))
+@pytest.mark.parametrize("name", list(EM.ENCODERS))
 def test_readout_matches_numpy_reference(name, images):
-    variables = E.init(jax.random.key(1), name, 10)
+    variables = EM.init(jax.random.key(1), name, 10)
     params = jax.tree.map(np.asarray, variables["params"]["enc"])
     if "input_threshold" in params:
         params["input_threshold"] = np.float32(0.3)
     variables["params"]["enc"] = jax.tree.map(jnp.asarray, params)
-    out = np.asarray(E.encode(variables, images, name, 10))
+    out = np.asarray(EM.encode(variables, images, name, 10))
     assert out.shape == (2, 64, 64) and set(np.unique(out)) <= {-1.0, 1.0}
     np.testing.assert_array_equal(out, _reference(name, params, images.astype(np.float64)))
 
 
 def test_bose_weights_are_ternary_with_zeros():
-    k = np.asarray(E.init(jax.random.key(0), "bose", 10)["params"]["enc"]["kernel"])
+    k = np.asarray(EM.init(jax.random.key(0), "bose", 10)["params"]["enc"]["kernel"])
     levels = np.unique(_ternary(k))
     assert set(levels) == {-1.0, 0.0, 1.0}
 
 
 def test_encode_rejects_bad_images():
-    variables = E.init(jax.random.key(0), "liu2020", 10)
+    variables = EM.init(jax.random.key(0), "liu2020", 10)
     with pytest.raises(ValueError, match=r"\(batch, 64, 64\)"):
-        E.encode(variables, np.zeros((2, 28, 28), np.float32), "liu2020", 10)
+        EM.encode(variables, np.zeros((2, 28, 28), np.float32), "liu2020", 10)
     with pytest.raises(ValueError, match="normalize_frames"):
-        E.encode(variables, np.zeros((2, 64, 64), np.uint8), "liu2020", 10)
+        EM.encode(variables, np.zeros((2, 64, 64), np.uint8), "liu2020", 10)
 
 
 @pytest.mark.parametrize("name", ["bose", "liu2022"])
 def test_calibration_balances_binary_features(name):
     x = np.random.default_rng(2).normal(size=(16, 64, 64)).astype(np.float32)
     x[:, :, :20] += 3.0  # an uneven scene, so the initial thresholds are off balance
-    variables = E.calibrate_thresholds(E.init(jax.random.key(0), name, 10), x, name, 10)
-    model = E.ImageClassifier(name, 10)
-    _, state = model.apply(variables, jnp.asarray(x), method=E.ImageClassifier.encode,
+    variables = EM.calibrate_thresholds(EM.init(jax.random.key(0), name, 10), x, name, 10)
+    model = EM.ImageClassifier(name, 10)
+    _, state = model.apply(variables, jnp.asarray(x), method=EM.ImageClassifier.encode,
                            mutable=["intermediates"])
-    for _, sown in E.get_encoder(name).thresholds:
+    for _, sown in EM.get_encoder(name).thresholds:
         frac = float(jnp.mean(state["intermediates"]["enc"][sown][0] > 0))
         assert abs(frac - 0.5) < 0.15, (sown, frac)
 
@@ -216,8 +218,9 @@ def test_gesture_videos_give_single_frames(monkeypatch):
         return np.full((n, 64, 64), 10 * label, np.uint8) + ramp
 
     def fake_load_dataset(name, data_dir, **kw):
-        split = lambda nm, labels: pipeline.Split.from_videos(
-            nm, [video(l, 20) for l in labels], labels, [f"v{i}" for i in range(len(labels))], 64)
+        def split(nm, labels):
+            return pipeline.Split.from_videos(nm, [video(c, 20) for c in labels], labels,
+                                              [f"v{i}" for i in range(len(labels))], 64)
         return DatasetSplits(name, split("train", [0, 1, 2]), split("val", [1]),
                              split("test", [2, 0]), 3, ("a", "b", "c"), {"source": "fake"}, "fake")
 
@@ -268,7 +271,7 @@ def test_one_training_step_end_to_end(mnist_dir, tmp_path):
 
 
 def test_markdown_table_lists_paper_numbers_beside_measured():
-    rows = [{"encoder": n, "dataset": "mnist", "test_accuracy": 0.5} for n in E.ENCODERS]
+    rows = [{"encoder": n, "dataset": "mnist", "test_accuracy": 0.5} for n in EM.ENCODERS]
     table = E.markdown_table(rows)
     assert "| Our CNN | 50.0 % (90.9) | 802 (802) | 0.10 (0.10) |" in table
     assert "| Bose | 50.0 % (95.0) | 257 (257) | 0.05 (0.05) |" in table
@@ -300,11 +303,3 @@ def test_experiment_script(mnist_dir, tmp_path):
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown --encoders" in bad.stderr
     assert "Traceback" not in bad.stderr
-
-
-def test_script_knows_every_encoder():
-    import ast
-    tree = ast.parse((REPO / "experiments" / "cnn_encoders.py").read_text())
-    names = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
-                 and getattr(n.targets[0], "id", "") == "ENCODER_NAMES")
-    assert names == list(E.ENCODERS)

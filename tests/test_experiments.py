@@ -1,20 +1,17 @@
-"""experiments/ablation.py (Table S4, Fig. S1) and experiments/bandwidth.py (Fig. 3):
-the accounting-only table, the record builders and the bandwidth windows."""
+"""The paper's grids: Table S4 / Fig. S1 (`paper.table_s4`, experiments/ablation.py) and
+Fig. 3 (`paper.fig3`, experiments/fig3.py): the accounting-only table, the record
+builders, the bandwidth windows, and the sweeps' vmapped step."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from absl import flags
+from conftest import REPO
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
-
-import ablation  # noqa: E402
-import bandwidth  # noqa: E402
+from pixelrnn_jax.paper import fig3, table_s4
 
 # Table S4 as printed: key, params, bytes/px 1 bit, 32 bit (None: the table's '-'),
 # readout per 16 frames. Memory is exact here; the table rounds half up (2.375 -> 2.38).
@@ -43,15 +40,10 @@ ACCURACY = [f"test_accuracy_{s}_{p}" for p in ("1bit", "32bit") for s in ("mean"
 
 @pytest.fixture(scope="module")
 def accounting_only(tmp_path_factory):
-    """Runs the script's main with --accounting_only, as the command line does."""
+    """The real command line: experiments/ablation.py --accounting_only."""
     wd = tmp_path_factory.mktemp("table_s4")
-    if "accounting_only" not in flags.FLAGS:
-        ablation.define_flags()
-    flags.FLAGS(["ablation.py", "--accounting_only", f"--workdir={wd}"])
-    try:
-        ablation.main(["ablation.py"])
-    finally:
-        flags.FLAGS.unparse_flags()
+    subprocess.run([sys.executable, str(REPO / "experiments" / "ablation.py"),
+                    "--accounting_only", f"--workdir={wd}"], check=True, capture_output=True)
     return wd
 
 
@@ -84,27 +76,27 @@ def _fake_sweep(accs):
 
 
 def test_row_records_from_sweeps(tmp_path):
-    rows = {k: (k, label, cfg) for k, label, cfg in ablation.table_rows()}
+    rows = {k: (k, label, cfg) for k, label, cfg in table_s4.table_rows()}
     assert list(rows) == [r[0] for r in TABLE_S4]
-    assert ablation.row_precisions(rows["raw"][2]) == ("32bit",)
-    assert ablation.row_precisions(rows["event_camera"][2]) == ("1bit",)
-    assert ablation.row_precisions(rows["1cnn_gru"][2]) == ("1bit", "32bit")
-    rec = ablation.build_row(*rows["1cnn_pixelrnn"],
+    assert table_s4.row_precisions(rows["raw"][2]) == ("32bit",)
+    assert table_s4.row_precisions(rows["event_camera"][2]) == ("1bit",)
+    assert table_s4.row_precisions(rows["1cnn_gru"][2]) == ("1bit", "32bit")
+    rec = table_s4.build_row(*rows["1cnn_pixelrnn"],
                              {"1bit": _fake_sweep([0.5, 0.7]), "32bit": _fake_sweep([0.9])})
     assert rec["test_accuracy_mean_1bit"] == pytest.approx(0.6)
     assert rec["test_accuracy_best_1bit"] == 0.7
     assert rec["test_accuracy_best_32bit"] == 0.9 and rec["members_1bit"] == 2
-    raw = ablation.build_row(*rows["raw"], {"32bit": _fake_sweep([0.4])})
+    raw = table_s4.build_row(*rows["raw"], {"32bit": _fake_sweep([0.4])})
     assert raw["test_accuracy_best_1bit"] is None and raw["test_accuracy_best_32bit"] == 0.4
-    ablation.write_results(tmp_path, [rec, raw], {"dataset": "fake"})
+    table_s4.write_results(tmp_path, [rec, raw], {"dataset": "fake"})
     assert (tmp_path / "accuracy_vs_memory.png").stat().st_size > 1000
     md = (tmp_path / "results.md").read_text()
     assert "| 1 CNN + PixelRNN | 60.0 / 70.0 | 90.0 / 90.0 | 501 |" in md
 
 
 def test_bandwidth_windows_and_readout():
-    assert bandwidth.WINDOWS == (1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 40, 48, 56, 64)
-    records = [bandwidth.build_record(w, bandwidth.window_config(w)) for w in bandwidth.WINDOWS]
+    assert fig3.WINDOWS == (1, 2, 3, 4, 5, 6, 7, 8, 16, 24, 32, 40, 48, 56, 64)
+    records = [fig3.build_record(w, fig3.window_config(w)) for w in fig3.WINDOWS]
     assert [r["readout_values_per_16_frames"] for r in records] == [
         4096, 1024, 441, 256, 144, 100, 81, 64, 16, 4, 4, 1, 1, 1, 1]
     assert all(r["readout_values_per_16_frames"] == r["plane_size"] ** 2 for r in records)
@@ -112,20 +104,20 @@ def test_bandwidth_windows_and_readout():
 
 
 def test_bandwidth_cnn_only_where_the_plane_allows():
-    layers = {w: bandwidth.window_config(w, cnn_layers=1).cnn_layers for w in bandwidth.WINDOWS}
+    layers = {w: fig3.window_config(w, cnn_layers=1).cnn_layers for w in fig3.WINDOWS}
     assert [w for w, n in layers.items() if n] == [1, 2, 4, 5, 8, 16]  # sides 64 .. 4
     with pytest.raises(ValueError, match="window 65"):
-        bandwidth.window_config(65)
+        fig3.window_config(65)
 
 
 def test_bandwidth_figure_and_table(tmp_path):
-    records = [dict(bandwidth.build_record(w, bandwidth.window_config(w)),
+    records = [dict(fig3.build_record(w, fig3.window_config(w)),
                     test_accuracy_mean=0.5 - w / 200, test_accuracy_best=0.6 - w / 200)
                for w in (1, 8, 64)]
     from pixelrnn_jax import plots
     out = plots.accuracy_vs_bandwidth(records, tmp_path / "bw.png")
     assert out.stat().st_size > 1000
-    md = bandwidth.markdown(records).splitlines()
+    md = fig3.markdown(records).splitlines()
     assert md[2] == "| 1x1 | 64 | 0 | 4,096 | 49.5 | 59.5 |"
     assert md[-1].startswith("| 64x64 | 1 | 0 | 1 |")
 
@@ -134,7 +126,7 @@ def test_bandwidth_figure_and_table(tmp_path):
 
 
 def test_reduce_on_plateau_scalar_and_per_member():
-    from pixelrnn_jax.train import TrainConfig, reduce_on_plateau
+    from pixelrnn_jax.training import TrainConfig, reduce_on_plateau
     config = TrainConfig(plateau_patience=1, plateau_factor=0.5, min_learning_rate=0.3)
     losses = [1.0, 0.9, 0.95, 0.95, 0.9, 0.9, 0.9, 0.9]
     lr, best, bad, seen = 1.0, float("inf"), 0, []
@@ -155,20 +147,24 @@ def test_sweep_step_is_each_member_trained_alone():
     import jax.numpy as jnp
 
     from pixelrnn_jax import ModelConfig
-    from pixelrnn_jax.train import TrainConfig, init_members, sweep_step_fn, train_step
-    cfg = ModelConfig(frame_size=16, K=4, cnn_layers=1, num_classes=3, noise_cnn=0.5)
+    from pixelrnn_jax.training import Stepper, TrainConfig, init_members, sweep_stepper
+    from pixelrnn_jax.training.steps import classification_loss
+    cfg = ModelConfig(frame_size=16, K=4, cnn_layers=0, num_classes=3, noise_gate=0.5)
     config = TrainConfig(model=cfg, num_frames=4, batch_size=4)
     members, tx, params, opt_state = init_members(config, [0, 1], [1e-2, 3e-3])
     assert members == [(0, 1e-2), (0, 3e-3), (1, 1e-2), (1, 3e-3)]
     rng = np.random.default_rng(0)
-    batch = {"video": jnp.asarray(rng.standard_normal((4, 4, 16, 16)), jnp.float32),
-             "label": jnp.asarray([0, 1, 2, 0], jnp.int32)}
-    keys = jax.random.split(jax.random.key(3), 4)
-    new, _, _ = sweep_step_fn(cfg, tx)(params, opt_state, batch, keys)
+    batch = {"video": rng.standard_normal((4, 4, 16, 16)).astype(np.float32),
+             "label": np.asarray([0, 1, 2, 0], np.int32)}
+    key = jax.random.key(3)
+    keys = jax.random.split(key, 4)   # each member's key, as the sweep splits it
+    start = jax.tree.map(np.asarray, (params, opt_state))
+    new, _, _ = sweep_stepper(config, tx, 4).train(
+        *jax.tree.map(jnp.asarray, start), batch, key)
+    single = Stepper(classification_loss(cfg), None, tx)
     for i in (1, 2):   # a different learning rate, a different seed
-        p_i, s_i = jax.tree.map(lambda a: a[i], (params, opt_state))
-        alone, _, _ = jax.jit(train_step, static_argnames=("cfg", "tx"))(
-            p_i, s_i, batch, keys[i], cfg=cfg, tx=tx)
+        p_i, s_i = jax.tree.map(lambda a: jnp.asarray(a[i]), start)
+        alone, _, _ = single.train(p_i, s_i, batch, keys[i])
         for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(new)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b[i]), rtol=1e-5, atol=1e-6)
     # the members moved apart: different learning rates give different steps

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,13 +13,12 @@ import pytest
 from conftest import REPO, shared_file
 
 import pixelrnn_jax
-from pixelrnn_jax import official
-from pixelrnn_jax.config import ModelConfig
+from pixelrnn_jax import ModelConfig, authors_files, authors_model
 
 SMALL = ModelConfig(num_classes=4)  # the sensor's shape: compiled once for all tests
 
 
-def random_weights(seed=0, conv2=False, decoder=True) -> official.OfficialWeights:
+def random_weights(seed=0, conv2=False, decoder=True) -> authors_files.OfficialWeights:
     rng = np.random.default_rng(seed)
     pm = lambda *s: rng.choice([-1.0, 1.0], size=s)  # noqa: E731
     extra = {}
@@ -26,7 +26,7 @@ def random_weights(seed=0, conv2=False, decoder=True) -> official.OfficialWeight
         extra = dict(thresh3=float(rng.normal()), fin_conv_weight=np.array([[[[-1.0]]]]),
                      fin_convpost_weight=rng.normal(size=1), fin_convpost_bias=rng.normal(size=1),
                      fc_weight=rng.normal(size=(4, 64 * 64)), fc_bias=rng.normal(size=4))
-    return official.OfficialWeights(
+    return authors_files.OfficialWeights(
         conv1=pm(16, 5, 5), thresh1=float(0.5 + abs(rng.normal())), w_f=pm(5, 5), u_f=pm(5, 5),
         w_o=pm(5, 5), u_o=pm(5, 5), rnn_threshold=float(rng.normal()),
         conv2=pm(16, 5, 5) if conv2 else None, thresh2=float(rng.normal()) if conv2 else None,
@@ -34,78 +34,79 @@ def random_weights(seed=0, conv2=False, decoder=True) -> official.OfficialWeight
 
 
 def test_kernel_value_order_is_bottom_row_first():
-    k = official.kernel_from_values(range(25))
+    k = authors_files.kernel_from_values(range(25))
     assert list(k[4]) == [0, 1, 2, 3, 4] and list(k[0]) == [20, 21, 22, 23, 24]
-    assert official.kernel_to_values(k) == list(range(25))
+    assert authors_files.kernel_to_values(k) == list(range(25))
 
 
 def test_conv1_groups_are_in_sensor_quadrant_order():
     groups = [[k] * 25 for k in range(16)]
-    conv = official.conv_from_groups(groups)
+    conv = authors_files.conv_from_groups(groups)
     order = [1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 4, 8, 12, 16]
     for k in range(16):
         assert (conv[order[k] - 1] == k).all()
         assert order[k] - 1 == 4 * (k % 4) + k // 4  # header filter n -> channel
-    assert official.conv_to_groups(conv) == groups
+    assert authors_files.conv_to_groups(conv) == groups
 
 
 @pytest.mark.parametrize("conv2", [False, True])
 def test_text_round_trip_exact(tmp_path, conv2):
     w = random_weights(1, conv2=conv2)
-    official.save_weights_text(w, tmp_path / "a.txt")
-    back = official.load_weights_text(tmp_path / "a.txt")
+    authors_files.save_weights_text(w, tmp_path / "a.txt")
+    back = authors_files.load_weights_text(tmp_path / "a.txt")
     assert back.equals(w)
-    official.save_weights_text(back, tmp_path / "b.txt")
+    authors_files.save_weights_text(back, tmp_path / "b.txt")
     assert (tmp_path / "a.txt").read_bytes() == (tmp_path / "b.txt").read_bytes()
 
 
 def test_zero_rnn_threshold_is_omitted_and_reads_as_zero(tmp_path):
     w = dataclasses.replace(random_weights(2), rnn_threshold=0.0)
-    official.save_weights_text(w, tmp_path / "w.txt")
+    authors_files.save_weights_text(w, tmp_path / "w.txt")
     assert "rnn_threshold" not in (tmp_path / "w.txt").read_text()
-    assert official.load_weights_text(tmp_path / "w.txt").rnn_threshold == 0.0
+    assert authors_files.load_weights_text(tmp_path / "w.txt").rnn_threshold == 0.0
 
 
 @pytest.mark.parametrize("name", ["lip_iw10.txt", "cam_noise_iw10.txt"])
 def test_authors_files_round_trip_byte_for_byte(tmp_path, name):
     path = shared_file(f"official_weights/{name}")
-    w = official.load_weights_text(path)
+    w = authors_files.load_weights_text(path)
     assert w.conv1.shape == (16, 5, 5) and set(np.unique(w.conv1)) == {-1.0, 1.0}
     assert w.fc_weight.shape[1] == 4096 and w.fc_bias.shape == w.fc_weight.shape[:1]
-    official.save_weights_text(w, tmp_path / name)
+    authors_files.save_weights_text(w, tmp_path / name)
     assert (tmp_path / name).read_bytes() == path.read_bytes()
 
 
 @pytest.mark.parametrize("conv2", [False, True])
 def test_header_round_trip_and_slots(tmp_path, conv2):
     w = random_weights(3, conv2=conv2, decoder=False)
-    official.save_header(w, tmp_path / "w.h")
+    authors_files.save_header(w, tmp_path / "w.h")
     text = (tmp_path / "w.h").read_text()
     assert "const int8_t CONV1_WEIGHTS_5x5[][1][25]" in text
     assert "const int8_t HIDDEN_WEIGHTS_5x5[][1][25]" in text
     assert f"CONV1_THRESHOLD = INPUT_WHITE * {w.thresh1!r}" in text
-    back = official.load_header(tmp_path / "w.h")
+    back = authors_files.load_header(tmp_path / "w.h")
     assert back.equals(w)
     hidden = text.split("HIDDEN_WEIGHTS_5x5")[1].split("};")[0]
-    slots = official._parse_kernel_groups(hidden.split("=", 1)[1].strip()[1:], "hidden")
+    slots = authors_files._parse_kernel_groups(hidden.split("=", 1)[1].strip()[1:], "hidden")
     for name, slot in {"w_f": 5, "u_f": 6, "w_o": 9, "u_o": 10}.items():
-        assert slots[slot] == official.kernel_to_values(getattr(w, name))
+        assert slots[slot] == authors_files.kernel_to_values(getattr(w, name))
     assert all(not any(slots[s]) for s in range(16) if s not in (5, 6, 9, 10))
 
 
 def test_header_threshold_in_sensor_units(tmp_path):
     w = random_weights(4, decoder=False)
-    official.save_header(w, tmp_path / "w.h")
+    authors_files.save_header(w, tmp_path / "w.h")
     body = (tmp_path / "w.h").read_text()
     body = body.replace(f"INPUT_WHITE * {w.thresh1!r}", "10")
     body = body.replace("INPUT_WHITE = 10", "INPUT_WHITE = 20")
     (tmp_path / "plain.h").write_text(body)
-    assert official.load_header(tmp_path / "plain.h").thresh1 == 0.5  # 10 units / 20 per product
+    # 10 units / 20 per product
+    assert authors_files.load_header(tmp_path / "plain.h").thresh1 == 0.5
 
 
 def _write_variant(tmp_path, edit) -> Path:
     w = random_weights(5)
-    official.save_weights_text(w, tmp_path / "ok.txt")
+    authors_files.save_weights_text(w, tmp_path / "ok.txt")
     path = tmp_path / "bad.txt"
     path.write_text(edit((tmp_path / "ok.txt").read_text()))
     return path
@@ -143,7 +144,7 @@ def _non_binary(text):
 def test_malformed_files_name_file_entry_and_problem(tmp_path, edit, words):
     path = _write_variant(tmp_path, edit)
     with pytest.raises(ValueError) as e:
-        official.load_weights_text(path)
+        authors_files.load_weights_text(path)
     msg = str(e.value)
     assert str(path) in msg and "\n" not in msg
     for word in words:
@@ -152,37 +153,37 @@ def test_malformed_files_name_file_entry_and_problem(tmp_path, edit, words):
 
 def test_missing_file_and_header_array(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.txt"):
-        official.load_weights_text(tmp_path / "nope.txt")
+        authors_files.load_weights_text(tmp_path / "nope.txt")
     (tmp_path / "h.h").write_text("const int INPUT_WHITE = 10;\n")
     with pytest.raises(ValueError, match="CONV1_WEIGHTS_5x5"):
-        official.load_header(tmp_path / "h.h")
+        authors_files.load_header(tmp_path / "h.h")
 
 
 @lru_cache(maxsize=None)
 def _small_model(seed=0):
     w = random_weights(seed, decoder=False)
-    return w, official.to_variables(w, SMALL)
+    return w, authors_model.to_variables(w, SMALL)
 
 
 def test_variables_round_trip_and_sign_of_zero():
     w, variables = _small_model()
-    back = official.from_variables(variables)
+    back = authors_model.from_variables(variables)
     f32 = lambda v: float(np.float32(v))  # noqa: E731  variables hold float32
     assert back.equals(dataclasses.replace(w, thresh1=f32(w.thresh1),
                                            rnn_threshold=f32(w.rnn_threshold)))
     latent = jax.tree.map(np.array, variables)
     latent["params"]["encoder"]["cell"]["w_f"][0, 0] = 0.0
     latent["params"]["encoder"]["cell"]["w_f"][0, 1] = -1e-3
-    b = official.from_variables(latent)
+    b = authors_model.from_variables(latent)
     assert b.w_f[0, 0] == 1.0 and b.w_f[0, 1] == -1.0
 
 
 def test_to_variables_checks_config():
     w, _ = _small_model()
     with pytest.raises(ValueError, match="cnn_layers"):
-        official.to_variables(w, SMALL.replace(cnn_layers=2))
+        authors_model.to_variables(w, SMALL.replace(cnn_layers=2))
     with pytest.raises(ValueError, match="binary PixelRNN"):
-        official.to_variables(w, SMALL.replace(precision="32bit"))
+        authors_model.to_variables(w, SMALL.replace(precision="32bit"))
 
 
 def test_intermediates_agree_with_encode():
@@ -190,7 +191,7 @@ def test_intermediates_agree_with_encode():
     _, variables = _small_model()
     rng = np.random.default_rng(0)
     binarized = rng.random((1, 32, 64, 64)) < 0.5
-    steps = official.intermediates(variables, binarized, SMALL)
+    steps = authors_model.intermediates(variables, binarized, SMALL)
     video = np.where(binarized, 1.0, -1.0).astype(np.float32)
     o = np.asarray(pixelrnn_jax.encode(variables, video, SMALL))
     np.testing.assert_array_equal(o, steps["o"][:, SMALL.K - 1::SMALL.K])
@@ -204,19 +205,20 @@ def test_intermediates_agree_with_encode():
 def test_intermediates_rejects_bad_input():
     _, variables = _small_model()
     with pytest.raises(ValueError, match="bool"):
-        official.intermediates(variables, np.zeros((1, 16, 64, 64)), SMALL)
+        authors_model.intermediates(variables, np.zeros((1, 16, 64, 64)), SMALL)
     with pytest.raises(ValueError, match="64x64"):
-        official.intermediates(variables, np.zeros((1, 16, 8, 8), bool), SMALL)
+        authors_model.intermediates(variables, np.zeros((1, 16, 8, 8), bool), SMALL)
     with pytest.raises(ValueError, match="multiple of K"):
-        official.intermediates(variables, np.zeros((1, 8, 64, 64), bool), SMALL)
+        authors_model.intermediates(variables, np.zeros((1, 8, 64, 64), bool), SMALL)
 
 
 @lru_cache(maxsize=None)
 def _reference(sample, weights, classes):
     ref = dict(np.load(shared_file(sample)))
-    w = official.load_weights_text(shared_file(f"official_weights/{weights}"))
+    w = authors_files.load_weights_text(shared_file(f"official_weights/{weights}"))
     cfg = ModelConfig(num_classes=classes)
-    return ref, official.intermediates(official.to_variables(w, cfg), ref["binarized"], cfg)
+    variables = authors_model.to_variables(w, cfg)
+    return ref, authors_model.intermediates(variables, ref["binarized"], cfg)
 
 
 def test_tulips_reference_bit_exact():
@@ -235,21 +237,26 @@ def test_cambridge_reference_far_from_threshold():
 
 
 def test_intermediates_script(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "official_intermediates", REPO / "experiments" / "official_intermediates.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     w = random_weights(6, decoder=False)
-    official.save_weights_text(w, tmp_path / "w.txt")
+    authors_files.save_weights_text(w, tmp_path / "w.txt")
     binarized = np.random.default_rng(1).random((1, 16, 64, 64)) < 0.5
     np.savez(tmp_path / "x.npz", binarized=binarized)
-    script.run(tmp_path / "w.txt", tmp_path / "x.npz", tmp_path / "y.npz")
+    script = [sys.executable, str(REPO / "experiments" / "official_intermediates.py"),
+              f"--weights={tmp_path / 'w.txt'}", f"--out={tmp_path / 'y.npz'}"]
+    res = subprocess.run(script + [f"--inputs={tmp_path / 'x.npz'}"], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
     with np.load(tmp_path / "y.npz") as y:
         assert {"cnn_out", "hidden", "forget", "o"} <= set(y.files)
         assert y["cnn_out"].shape == (1, 16, 64, 64) and y["o"].dtype == np.float32
     np.savez(tmp_path / "bad.npz", frames=binarized)
     with pytest.raises(ValueError, match="binarized"):
-        script.run(tmp_path / "w.txt", tmp_path / "bad.npz", tmp_path / "y.npz")
+        authors_model.write_intermediates(tmp_path / "w.txt", tmp_path / "bad.npz",
+                                          tmp_path / "y.npz")
+    res = subprocess.run(script + [f"--inputs={tmp_path / 'bad.npz'}"], capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and "binarized" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
 def test_binary_cnn_threshold_is_floored_where_it_is_applied_and_exported():
@@ -264,7 +271,7 @@ def test_binary_cnn_threshold_is_floored_where_it_is_applied_and_exported():
     a = np.asarray(pixelrnn_jax.encode(low, video, SMALL))
     b = np.asarray(pixelrnn_jax.encode(floor, video, SMALL))
     np.testing.assert_array_equal(a, b)
-    assert official.from_variables(low).thresh1 == 0.5
+    assert authors_model.from_variables(low).thresh1 == 0.5
     # the floor is straight-through: the learned value still gets a gradient
     g = jax.grad(lambda t: pixelrnn_jax.encode(
         {"params": {**low["params"], "encoder": {**low["params"]["encoder"], "cnn_0": {

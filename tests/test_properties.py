@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pixelrnn_jax as pr
-from pixelrnn_jax import official, ops, quantizers
+from pixelrnn_jax import authors_files, authors_model, ops, quantizers
 
 try:
     from pixelrnn_jax import scamp5
@@ -142,17 +142,17 @@ def binary_weights(draw, decoder=True):
                       fin_convpost_weight=rng.normal(size=1), fin_convpost_bias=rng.normal(size=1),
                       fc_weight=rng.normal(size=(classes, 8)).astype(np.float32),
                       fc_bias=rng.normal(size=classes))
-    return official.OfficialWeights(**fields)
+    return authors_files.OfficialWeights(**fields)
 
 
 @FAST
 @given(binary_weights())
 def test_text_export_then_import_is_exact(tmp_path_factory, w):
     path = tmp_path_factory.mktemp("text") / "w.txt"
-    official.save_weights_text(w, path)
-    back = official.load_weights_text(path)
+    authors_files.save_weights_text(w, path)
+    back = authors_files.load_weights_text(path)
     assert back.equals(w)
-    official.save_weights_text(back, path.with_name("again.txt"))
+    authors_files.save_weights_text(back, path.with_name("again.txt"))
     assert path.with_name("again.txt").read_bytes() == path.read_bytes()
 
 
@@ -160,15 +160,15 @@ def test_text_export_then_import_is_exact(tmp_path_factory, w):
 @given(binary_weights(decoder=False))
 def test_header_export_then_import_is_exact(tmp_path_factory, w):
     path = tmp_path_factory.mktemp("header") / "w.h"
-    official.save_header(w, path)
-    assert official.load_header(path).equals(w)
+    authors_files.save_header(w, path)
+    assert authors_files.load_header(path).equals(w)
 
 
 @FAST
 @given(binary_weights(decoder=False))
 def test_variables_round_trip(w):
     cfg = pr.ModelConfig(cnn_layers=w.cnn_layers)
-    back = official.from_variables(official.to_variables(w, cfg))
+    back = authors_model.from_variables(authors_model.to_variables(w, cfg))
     # thresholds go through float32 variables: the drawn values are float32 already; the
     # CNN thresholds a binary layer applies are floored at 0.5 (encoder.effective_threshold)
     floor = lambda t: None if t is None else max(t, 0.5)  # noqa: E731

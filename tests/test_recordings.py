@@ -11,9 +11,9 @@ import pytest
 from conftest import REPO, shared_file
 from PIL import Image
 
-from pixelrnn_jax import recordings
+from pixelrnn_jax.sensor import readout_decoder, recordings, units
 
-FAST = recordings.DecoderConfig(weight_decays=(1e-3, 1e-1), margins=(0, 1), folds=3, steps=60,
+FAST = readout_decoder.DecoderConfig(weight_decays=(1e-3, 1e-1), margins=(0, 1), folds=3, steps=60,
                                 learning_rate=0.05)
 
 
@@ -112,9 +112,9 @@ def test_stratified_folds_balance_classes():
 
 def test_finetune_learns_and_selects_on_train_only(tmp_path):
     outputs, labels = synthetic_outputs(n_per_class=12)
-    rec = recordings.Recordings(recordings.to_model_units(outputs), labels,
+    rec = recordings.Recordings(units.readout_to_model_units(outputs), labels,
                                 np.arange(len(labels)).astype(str))
-    results, decoder = recordings.finetune_decoder(rec, FAST)
+    results, decoder = readout_decoder.finetune_decoder(rec, FAST)
     assert results["test_accuracy"] == 1.0 and results["val_accuracy"] > 0.9
     assert results["n_train"] + results["n_test"] == len(labels)
     assert len(results["cv_table"]) == 4
@@ -123,7 +123,7 @@ def test_finetune_learns_and_selects_on_train_only(tmp_path):
     train, _ = recordings.train_test_split(rec, FAST.test_fraction, FAST.seed)
     noisy = recordings.Recordings(np.where(train[:, None, None], rec.readouts, 0.0), labels,
                                   rec.names)
-    again, _ = recordings.finetune_decoder(noisy, FAST)
+    again, _ = readout_decoder.finetune_decoder(noisy, FAST)
     assert again["cv_table"] == results["cv_table"]
     json.dumps(results)
 
@@ -155,5 +155,5 @@ def test_cambridge_archive_shape():
 @pytest.mark.slow
 def test_cambridge_decoder_reaches_ninety_percent():
     rec = recordings.load_recordings(shared_file("cambridge_scamp5_outputs.npz"))
-    results, _ = recordings.finetune_decoder(rec, recordings.DecoderConfig())
+    results, _ = readout_decoder.finetune_decoder(rec, readout_decoder.DecoderConfig())
     assert results["test_accuracy"] >= 0.9, results["test_accuracy"]

@@ -52,7 +52,8 @@ DRIVER = r"""
 import os, resource, runpy, signal, sys
 fault, at = sys.argv[1], int(sys.argv[2])
 sys.argv = sys.argv[3:]
-from pixelrnn_jax import checkpoint, data
+from pixelrnn_jax import data
+from pixelrnn_jax.training import checkpoints as checkpoint
 if fault == "bad-label":
     clean = data.batches
     def batches(split, batch_size, *, train, epoch=0, **kw):
@@ -80,7 +81,8 @@ EIGHT_DEVICES = r"""
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
 from pixelrnn_jax import ModelConfig, init
-from pixelrnn_jax.train import Stepper, make_mesh
+from pixelrnn_jax.training import Stepper, make_mesh, make_optimizer
+from pixelrnn_jax.training.steps import classification_loss
 assert len(jax.devices()) == 8, jax.devices()
 cfg = ModelConfig(frame_size=16, K=4, num_classes=3, cnn_layers=0)
 rng = np.random.default_rng(0)
@@ -89,7 +91,8 @@ batches = [{"video": rng.standard_normal((8, 4, 16, 16)).astype(np.float32),
 params0 = init(jax.random.key(0), cfg, 4)["params"]
 out = {}
 for n in (1, 8):
-    stepper = Stepper(cfg, make_mesh(jax.devices()[:n]), 1e-2)
+    stepper = Stepper(classification_loss(cfg), None, make_optimizer(1e-2),
+                      mesh=make_mesh(jax.devices()[:n]))
     params = stepper.replicate(jax.tree.map(jnp.copy, params0))
     opt = stepper.replicate(stepper.tx.init(params0))
     losses = []
@@ -173,7 +176,7 @@ def _kill(proc):
 def _error_line(output: str) -> str:
     """The one-line error of the command line (the last line on stderr)."""
     assert "Traceback" not in output, output[-3000:]
-    lines = [l for l in output.splitlines() if l.strip()]
+    lines = [ln for ln in output.splitlines() if ln.strip()]
     assert lines and lines[-1].startswith("error: "), output[-3000:]
     return lines[-1]
 
@@ -206,7 +209,7 @@ def _step_state(workdir: Path, step: int):
 
 def _records(workdir: Path) -> list[dict]:
     lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in lines]
+    return [{k: v for k, v in json.loads(ln).items() if k not in TIMING} for ln in lines]
 
 
 def _results(workdir: Path) -> dict:
@@ -322,7 +325,7 @@ def test_checkpoint_store_detects_damage(tmp_path, damage, caplog):
     the step can be written again."""
     import jax.numpy as jnp
 
-    from pixelrnn_jax.checkpoint import CheckpointStore
+    from pixelrnn_jax.training import CheckpointStore
 
     def tree(k):
         return {"w": jnp.full((8, 8), float(k)), "b": {"c": jnp.arange(k, k + 3.0)}}
@@ -440,7 +443,7 @@ def test_two_runs_with_same_flags_and_seed_are_identical(cli, reference, tmp_pat
 def test_eight_simulated_devices_agree_with_one(cli):
     out, err = cli["eight"].communicate(timeout=300)
     assert cli["eight"].returncode == 0, err[-3000:]
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
     res = json.loads(line[len("RESULT "):])
     one, eight = res["1"], res["8"]
     assert one["devices"] == 1 and eight["devices"] == 8

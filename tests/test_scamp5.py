@@ -11,9 +11,10 @@ import pytest
 
 import pixelrnn_jax as pr
 from pixelrnn_jax import ops
-from pixelrnn_jax.scamp5 import Machine, NoiseModel, ProgramOptions, simulate, weight_planes
-from pixelrnn_jax.scamp5 import program as prog
-from pixelrnn_jax.scamp5.machine import MEASURED_MEAN, MEASURED_STD, block_mask
+from pixelrnn_jax.sensor.scamp5 import Machine, NoiseModel, ProgramOptions, simulate, weight_planes
+from pixelrnn_jax.sensor.scamp5 import ideal_program as prog
+from pixelrnn_jax.sensor.scamp5.machine import block_mask
+from pixelrnn_jax.sensor.scamp5.noise import MEASURED_MEAN, MEASURED_STD
 
 IDEAL = NoiseModel.ideal()
 
@@ -260,8 +261,15 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="blocks"):
         simulate(weight_planes(variables, cfg), jnp.zeros((1, 4, 32, 32)),
                  cfg.replace(frame_size=32), noise=IDEAL)
-    with pytest.raises(ValueError, match="mode"):
-        ProgramOptions(mode="chip")
+    with pytest.raises(ValueError, match="unknown sensor program 'chop'"):
+        simulate(variables, _video(cfg, 1, 4, 0), cfg, program="chop")
+    with pytest.raises(ValueError, match="chip program runs one CNN layer"):
+        simulate(variables, _video(cfg, 1, 4, 0), cfg.replace(cnn_layers=2), program="chip")
+    with pytest.raises(ValueError, match="16-frame cycles"):
+        simulate(variables, _video(cfg, 1, 4, 0), cfg, program="chip")
+    with pytest.raises(TypeError, match="must be a ChipNoise"):
+        simulate(variables, np.zeros((1, 16, 64, 64), np.float32), pr.ModelConfig(),
+                 program="chip", noise=IDEAL)
 
 
 # ---------------------------------------------------------------- noise sites for training

@@ -8,8 +8,8 @@ from conftest import shared_file
 from test_scamp5 import SMALL_INCREMENT, TWO_LAYERS, _random_binary_model, _video
 
 import pixelrnn_jax as pr
-from pixelrnn_jax import official
-from pixelrnn_jax.scamp5 import (
+from pixelrnn_jax import authors_files
+from pixelrnn_jax.sensor.scamp5 import (
     NoiseModel,
     WeightPlanes,
     export_weight_planes,
@@ -18,7 +18,7 @@ from pixelrnn_jax.scamp5 import (
     simulate,
     weight_planes,
 )
-from pixelrnn_jax.scamp5.export import from_official, to_official
+from pixelrnn_jax.sensor.scamp5.planes import from_official, to_official
 
 CFG = TWO_LAYERS  # shares compiled programs with test_scamp5
 
@@ -95,14 +95,15 @@ def test_header_slots_are_the_blocks(variables, tmp_path):
     ow = to_official(wp)
     s = CFG.plane_size
     for name, stack in (("conv1", wp.cnn[0]), ("conv2", wp.cnn[1])):
-        groups = official.conv_to_groups(getattr(ow, name))
+        groups = authors_files.conv_to_groups(getattr(ow, name))
         vals = np.asarray(stack)[:, ::s, ::s]
         for n, group in enumerate(groups):
             assert group == list(vals[:, n // 4, n % 4])
     vals = np.asarray(wp.cell)[:, ::s, ::s]
-    for name, slot in official.HIDDEN_SLOTS.items():
+    for name, slot in authors_files.HIDDEN_SLOTS.items():
         assert layout.CELL_BLOCKS[name] == divmod(slot, 4)
-        assert official.kernel_to_values(getattr(ow, name)) == list(vals[:, slot // 4, slot % 4])
+        want = list(vals[:, slot // 4, slot % 4])
+        assert authors_files.kernel_to_values(getattr(ow, name)) == want
     _assert_same(from_official(ow, s), wp)
 
 
@@ -110,7 +111,7 @@ def test_authors_weights_on_the_noise_free_program():
     """The authors' lip-reading weights on their noise-free reference video: the simulated
     chip reproduces their o_t to the stored precision."""
     ref = dict(np.load(shared_file("tulips_reference_sample.npz")))
-    ow = official.load_weights_text(shared_file("official_weights/lip_iw10.txt"))
+    ow = authors_files.load_weights_text(shared_file("official_weights/lip_iw10.txt"))
     cfg = pr.ModelConfig(frame_size=64, K=16, cnn_layers=ow.cnn_layers)
     video = np.where(ref["binarized"], 1.0, -1.0).astype(np.float32)  # (1, 16, 64, 64)
     video = np.concatenate([video, video])                             # batch 2, as elsewhere

@@ -11,18 +11,19 @@ import numpy as np
 import pytest
 from conftest import REPO, shared_file
 
-from pixelrnn_jax import official
-from pixelrnn_jax.scamp5 import calibrate as cal
-from pixelrnn_jax.scamp5 import chip
+from pixelrnn_jax import authors_files, authors_model
+from pixelrnn_jax.sensor.scamp5 import calibrate as cal
+from pixelrnn_jax.sensor.scamp5 import chip_program as chip
+from pixelrnn_jax.sensor.scamp5 import simulate
 
 SIDE = chip.SIDE
 
 
-def _weights(seed=0, conv=None, **cell) -> official.OfficialWeights:
+def _weights(seed=0, conv=None, **cell) -> authors_files.OfficialWeights:
     rng = np.random.default_rng(seed)
     pm = lambda *s: np.where(rng.random(s) < 0.5, -1.0, 1.0)  # noqa: E731
     kernels = {k: cell.get(k, pm(5, 5)) for k in ("w_f", "u_f", "w_o", "u_o")}
-    return official.OfficialWeights(conv1=pm(16, 5, 5) if conv is None else conv, thresh1=1.0,
+    return authors_files.OfficialWeights(conv1=pm(16, 5, 5) if conv is None else conv, thresh1=1.0,
                                     **kernels)
 
 
@@ -33,9 +34,9 @@ def frames():
 
 def test_shapes_batch_and_vmap_consistency(frames):
     w = chip.chip_weights(_weights())
-    batch = chip.simulate(w, frames)
+    batch = simulate(w, frames, program="chip", noise=chip.ChipNoise())
     assert batch.shape == (3, 1, SIDE, SIDE) and batch.dtype == np.float32
-    single = chip.simulate(w, frames[1])
+    single = simulate(w, frames[1], program="chip", noise=chip.ChipNoise())
     np.testing.assert_array_equal(single, batch[1])
     # the per-frame CNN vmapped over videos and frames equals frame by frame
     pooled = chip.pooled_counts(w, frames)
@@ -47,9 +48,9 @@ def test_shapes_batch_and_vmap_consistency(frames):
     assert a_in.shape == a_h.shape == (3, 3, 1, SIDE, SIDE)
     assert not np.array_equal(a_h[0], a_h[1])
     with pytest.raises(ValueError, match="rng"):
-        chip.simulate(w, frames, noise)
+        simulate(w, frames, program="chip", noise=noise)
     with pytest.raises(ValueError, match="cycle"):
-        chip.simulate(w, frames[:, :8])
+        simulate(w, frames[:, :8], program="chip", noise=chip.ChipNoise())
 
 
 def _single_tap(dy, dx):
@@ -73,7 +74,7 @@ def test_cnn_is_displaced_two_down_two_left():
 def test_grid_lines_never_accumulated_and_ties_fail():
     """All-+1 frames with all-+1 kernels: every product is +1 (25 per pixel) except at the grid
     lines, which stay 0; a pooled value of exactly one product (10 units) fails."""
-    ones = official.OfficialWeights(conv1=np.ones((16, 5, 5)), thresh1=1.0,
+    ones = authors_files.OfficialWeights(conv1=np.ones((16, 5, 5)), thresh1=1.0,
                                     **{k: np.ones((5, 5)) for k in ("w_f", "u_f", "w_o", "u_o")})
     w = chip.chip_weights(ones)
     img = jnp.ones((4 * SIDE, 4 * SIDE))
@@ -108,10 +109,9 @@ def test_hidden_state_stays_binary_and_readout_geometry():
 
 def test_ideal_mode_unchanged(frames):
     """The ideal program still equals encode (the chip mode is a separate module)."""
-    from pixelrnn_jax import encode, scamp5
-    from pixelrnn_jax.config import ModelConfig
+    from pixelrnn_jax import ModelConfig, encode, scamp5
     cfg = ModelConfig(num_classes=9, K=16)
-    v = official.to_variables(_weights(4), cfg)
+    v = authors_model.to_variables(_weights(4), cfg)
     video = jnp.where(jnp.asarray(frames[:1] >= 128), 1.0, -1.0)
     ideal = scamp5.simulate(v, video, cfg, noise=scamp5.NoiseModel.ideal(saturation=None))
     np.testing.assert_array_equal(np.asarray(ideal), np.asarray(encode(v, video, cfg)))
@@ -119,12 +119,12 @@ def test_ideal_mode_unchanged(frames):
 
 def test_weights_from_header_text_and_variables(tmp_path):
     w = _weights(5)
-    official.save_weights_text(w, tmp_path / "w.txt")
-    official.save_header(w, tmp_path / "w.h")
-    from pixelrnn_jax.config import ModelConfig
+    authors_files.save_weights_text(w, tmp_path / "w.txt")
+    authors_files.save_header(w, tmp_path / "w.h")
+    from pixelrnn_jax import ModelConfig
     planes = [chip.chip_weights(src) for src in
               (w, tmp_path / "w.txt", tmp_path / "w.h",
-               official.to_variables(w, ModelConfig(num_classes=9)))]
+               authors_model.to_variables(w, ModelConfig(num_classes=9)))]
     for p in planes[1:]:
         np.testing.assert_array_equal(np.asarray(p.cnn), np.asarray(planes[0].cnn))
         np.testing.assert_array_equal(np.asarray(p.cell), np.asarray(planes[0].cell))
@@ -185,13 +185,13 @@ def test_sim2real_end_to_end_on_six_videos(tmp_path):
 
 @pytest.mark.slow
 def test_chip_mode_predicts_held_out_real_readouts():
-    from pixelrnn_jax import recordings
-    from pixelrnn_jax.scamp5 import sim2real
+    from pixelrnn_jax.sensor import recordings
+    from pixelrnn_jax.sensor.scamp5 import agreement as sim2real
     fr = sim2real.load_frames(shared_file("cambridge_test_frames.npz"))
     rec = recordings.load_recordings(shared_file("cambridge_scamp5_outputs.npz"))
     idx = sim2real.match(fr, rec)
     w = chip.chip_weights(shared_file("official_weights/cam_noise_iw10.txt"))
-    noise_free = chip.simulate(w, fr["frames"])[:, -1]
+    noise_free = simulate(w, fr["frames"], program="chip", noise=chip.ChipNoise())[:, -1]
     assert cal.correlation(noise_free, rec.readouts[idx]).mean() > 0.38
     config = cal.CalibrationConfig(gains=(1.0,), cnn_stds=(3.0,), gate_stds=(4.0,), draws=16,
                                    final_draws=32)

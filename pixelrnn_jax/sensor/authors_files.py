@@ -37,8 +37,8 @@ from pixelrnn_jax.sensor.units import UNITS_PER_PRODUCT
 
 __all__ = ["OfficialWeights", "SENSOR_ORDER", "HIDDEN_SLOTS", "NUM_SLOTS", "INPUT_WHITE",
            "CELL_KERNELS", "load_weights", "kernel_from_values", "kernel_to_values",
-           "conv_from_groups", "conv_to_groups", "load_weights_text", "save_weights_text", "save_header",
-           "load_header", "validate"]
+           "conv_from_groups", "conv_to_groups", "load_weights_text", "save_weights_text",
+           "save_header", "load_header", "validate"]
 
 # k-th kernel listed in a file or header -> PyTorch output channel
 SENSOR_ORDER = tuple(v - 1 for v in (1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 4, 8, 12, 16))

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["UNITS_PER_PRODUCT", "HIDDEN_UNITS", "READOUT_ZERO", "to_model_units",
-           "readout_to_model_units"]
+__all__ = ["UNITS_PER_PRODUCT", "HIDDEN_UNITS", "READOUT_ZERO", "readout_to_model_units"]
 
 UNITS_PER_PRODUCT = 10.0
 HIDDEN_UNITS = 80.0      # +- level at which the program stores the binary hidden state
 READOUT_ZERO = 127.0     # 8-bit readout value of 0 units
-
-
-def to_model_units(units, increment: float = UNITS_PER_PRODUCT):
-    """Analog units -> model units (products)."""
-    return units / increment
 
 
 def readout_to_model_units(values) -> np.ndarray:

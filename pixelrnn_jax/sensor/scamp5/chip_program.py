@@ -45,7 +45,7 @@ noise.
     o = scamp5.simulate(w, frames, program="chip", noise=ChipNoise())  # noise-free
     o = chip.expected_readout(w, frames, noise, jax.random.key(0), draws=32)
 
-Readouts are in model units ((v - 127) / 10 of the 8-bit readout, `recordings.to_model_units`),
+Readouts are in model units ((v - 127) / 10 of the 8-bit readout, `units.readout_to_model_units`),
 in the saved crop's coordinates.
 """
 from __future__ import annotations
