@@ -128,8 +128,9 @@ def test_encode_shapes(layers, K):
     variables = pr.init(jax.random.key(0), cfg, 16)
     out = pr.encode(variables, _video(2, 16), cfg)
     assert out.shape == (2, 16 // K, 64, 64)
-    assert pr.encode(variables, _video(1, 16)[0], cfg).shape == (16 // K, 64, 64)
-    assert pr.classify(variables, _video(2, 16), cfg).shape == (2, 9)
+    if layers == 1 and K == 16:   # a single video and the decoder: once (they compile anew)
+        assert pr.encode(variables, _video(1, 16)[0], cfg).shape == (16 // K, 64, 64)
+        assert pr.classify(variables, _video(2, 16), cfg).shape == (2, 9)
 
 
 def test_encode_batch_equals_each_video_and_readout_is_integer():

@@ -10,10 +10,9 @@ arguments; arrays never are.
 | `sign`      | {-1, +1}, sign(0) = +1          | tanh(m x)                    | 1    |
 | `heaviside` | {0, 1}, 1 where x > 0           | sigmoid(m x)                 | 1    |
 | `ternary`   | {-1, 0, 1}, 0 where |x| <= delta | (tanh(m(x-d)) + tanh(m(x+d)))/2 | 2 |
-| `identity`  | x (32-bit precision)            | 1                            | 32   |
 
-Latent weights stay floats; quantizing them in the forward pass lets the surrogate gradient
-reach them, so a binary weight can flip during training.
+32-bit models use no quantizer. Latent weights stay floats; quantizing them in the forward
+pass lets the surrogate gradient reach them, so a binary weight can flip during training.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["sign", "heaviside", "ternary", "identity", "numpy_sign", "add_noise"]
+__all__ = ["sign", "heaviside", "ternary", "numpy_sign", "add_noise"]
 
 Array = jax.Array
 
@@ -85,12 +84,6 @@ def _ternary_bwd(m, delta, x, g):
 
 
 ternary.defvjp(_ternary_fwd, _ternary_bwd)
-
-
-def identity(x: Array, m: float = 2.0) -> Array:
-    """32-bit precision: no quantization."""
-    del m
-    return x
 
 
 def numpy_sign(values) -> np.ndarray:

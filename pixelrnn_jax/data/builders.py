@@ -24,6 +24,9 @@ from PIL import Image
 
 from pixelrnn_jax.data import images, layouts, preprocess, synthetic
 
+__all__ = ["VideoConfig", "video_config", "CambridgeHandGesture", "Tulips1", "SyntheticGesture",
+           "MnistIdx", "Cifar10Pickle", "VIDEO_BUILDERS", "IMAGE_BUILDERS"]
+
 _THREADS = 2  # JPEG decoding and resizing release the GIL
 
 

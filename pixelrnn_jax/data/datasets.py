@@ -20,10 +20,14 @@ import tensorflow_datasets as tfds
 from pixelrnn_jax.data import builders, images, layouts, preprocess
 from pixelrnn_jax.data.pipeline import Split
 
+__all__ = ["VIDEO_DATASETS", "IMAGE_DATASETS", "SPLIT_FRACTIONS", "RAW_FRAME_SIZE",
+           "DatasetSplits", "ImageSplits", "default_cache_dir", "stratified_split",
+           "speaker_split", "load_dataset", "load_images"]
+
 log = logging.getLogger("pixelrnn_jax")
 
-VIDEO_DATASETS = ("synthetic_gesture", "cambridge_hand_gesture", "tulips1")
-IMAGE_DATASETS = ("mnist", "cifar10")
+VIDEO_DATASETS = tuple(builders.VIDEO_BUILDERS)   # the built-in one first
+IMAGE_DATASETS = tuple(builders.IMAGE_BUILDERS)
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 RAW_FRAME_SIZE = 256
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["MNIST_CLASSES", "CIFAR10_CLASSES", "MNIST_FILES", "MNIST_INSTRUCTIONS",
+           "CIFAR10_INSTRUCTIONS", "read_idx", "read_mnist", "image_root", "read_cifar10"]
+
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from pixelrnn_jax.data.preprocess import IMAGE_SUFFIXES, natural_key
 
+__all__ = ["CAMBRIDGE_CLASSES", "TULIPS_CLASSES", "CAMBRIDGE_INSTRUCTIONS",
+           "TULIPS_INSTRUCTIONS", "VideoEntry", "LayoutError", "check_root", "scan_cambridge",
+           "scan_tulips", "fingerprint"]
+
 CAMBRIDGE_CLASSES = tuple(f"class_{k}" for k in range(1, 10))
 TULIPS_CLASSES = ("one", "two", "three", "four")
 

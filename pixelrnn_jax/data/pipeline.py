@@ -21,6 +21,8 @@ import numpy as np
 
 from pixelrnn_jax.data import preprocess
 
+__all__ = ["Split", "batches", "num_batches", "prefetch", "measure_throughput"]
+
 
 @dataclasses.dataclass
 class Split:

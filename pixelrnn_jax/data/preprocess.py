@@ -28,6 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "GRAY_WEIGHTS", "STORE_WEIGHTS", "NORM_SCALE",
+           "NORM_OFFSET", "ZERO_LEVEL", "IMAGE_SUFFIXES", "normalize_frames", "rgb_to_stored",
+           "resize_stored", "read_frame", "natural_key", "clip_indices", "max_offset",
+           "random_clip_indices", "max_shift", "shift_frames"]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, on the normalised channels

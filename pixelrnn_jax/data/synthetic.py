@@ -41,6 +41,9 @@ import dataclasses
 
 import numpy as np
 
+__all__ = ["SHAPES", "MOTIONS", "CLASS_NAMES", "NUM_VIDEOS", "NUM_FRAMES", "SceneParams",
+           "sample_scenes", "render"]
+
 SHAPES = ("flat", "spread", "vee")
 MOTIONS = ("hold", "swing", "nod")
 CLASS_NAMES = tuple(f"{s}/{m}" for s in SHAPES for m in MOTIONS)

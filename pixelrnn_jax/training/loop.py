@@ -98,7 +98,7 @@ def _select(improved, new, old):
         return jax.tree.map(jnp.copy, new) if improved else old
     sel = jnp.asarray(improved)
     return jax.tree.map(
-        lambda n, o: jnp.where(sel.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
+        lambda a, b: jnp.where(sel.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
 def _fmt(values, spec: str) -> str:
@@ -131,7 +131,7 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
     metrics = None if workdir is None else rundir.prepare(workdir) / "metrics.jsonl"
     if store is not None:
         restored = store.restore_latest(
-            state.tree(), check=lambda m: rundir.check_same_run(m.get("run"), run, workdir))
+            state.tree(), check=lambda saved: rundir.check_same_run(saved.get("run"), run, workdir))
         if restored is not None:
             tree, meta = restored
             state = LoopState(tree["params"], tree["opt_state"], tree["best_params"], meta)
@@ -149,8 +149,8 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
         n_seen = 0
         for step, batch in enumerate(train_batches(epoch)):
             rng = jax.random.fold_in(jax.random.fold_in(step_rng, epoch), step)
-            params, opt_state, m = stepper.train(params, opt_state, batch, rng, member_data)
-            loss, gnorm = np.asarray(m["loss"], np.float64), np.asarray(m["grad_norm"])
+            params, opt_state, out = stepper.train(params, opt_state, batch, rng, member_data)
+            loss, gnorm = np.asarray(out["loss"], np.float64), np.asarray(out["grad_norm"])
             if not _finite(loss, gnorm):
                 where = "" if members is None else \
                     f" (members {np.flatnonzero(~np.isfinite(loss + gnorm)).tolist()})"
@@ -163,7 +163,7 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
                     f"lower --learning_rate or check the training data")
             size = len(batch["label"])
             tot_loss = tot_loss + loss * size
-            tot_correct = tot_correct + np.asarray(m["correct"], np.float64)
+            tot_correct = tot_correct + np.asarray(out["correct"], np.float64)
             n_seen += size
         if n_seen == 0:
             raise TrainingError(f"{name}epoch {epoch} has no training batch; lower the "

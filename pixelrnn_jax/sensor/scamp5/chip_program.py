@@ -60,7 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pixelrnn_jax.core import ModelConfig
+from pixelrnn_jax.core import NOISE_SITES, ModelConfig
 from pixelrnn_jax.core.quantizers import numpy_sign
 from pixelrnn_jax.sensor import authors_files as official
 from pixelrnn_jax.sensor import authors_model
@@ -179,9 +179,8 @@ class ChipNoise:
         The upload's 16 levels lie >= 8 units from its threshold: no input noise."""
         step = increment * self.gain
         out_gain = max(self.readout_input_gain * self.gain, 1e-6)
-        return {"noise_input": 0.0, "noise_cnn": self.cnn_std / step,
-                "noise_gate": self.gate_std / step,
-                "noise_out": self.readout_std / (increment * out_gain)}
+        return dict(zip(NOISE_SITES, (0.0, self.cnn_std / step, self.gate_std / step,
+                                      self.readout_std / (increment * out_gain))))
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pixelrnn_jax.core import ModelConfig, check_video, ops
+from pixelrnn_jax.core import NOISE_SITES, ModelConfig, check_video, ops
 from pixelrnn_jax.sensor.scamp5 import layout
 from pixelrnn_jax.sensor.scamp5 import noise as noise_lib
 from pixelrnn_jax.sensor.scamp5.machine import Machine, State, block_mask, from_image
@@ -122,7 +122,7 @@ def repeat(s: State, body, xs, carried: tuple[str, ...]) -> State:
     return body(s.replace(analog={**s.analog, **regs}, count=count), last)
 
 
-def conv_taps(m: Machine, s: State, planes: Array, acc: str, src: str,
+def conv_taps(machine: Machine, s: State, planes: Array, acc: str, src: str,
               increment: float) -> State:
     """acc <- increment * (5 x 5 cross-correlation of src with each block's kernel).
 
@@ -134,14 +134,14 @@ def conv_taps(m: Machine, s: State, planes: Array, acc: str, src: str,
 
     def step(st, tap):
         weights, off = tap
-        st = m.d_offset(st, SHIFTED, src, off[0], off[1], reach=reach)
-        st = m.d_set(st, VALID, True)
-        st = m.d_offset(st, VALID, VALID, off[0], off[1], reach=reach)
-        st = m.d_load(st, WEIGHT, weights)
-        st = m.d_xnor(st, SHIFTED, SHIFTED, WEIGHT)    # the +-1 product as a bit
-        return m.add_signed(st, acc, acc, increment, sign=SHIFTED, where=VALID)
+        st = machine.d_offset(st, SHIFTED, src, off[0], off[1], reach=reach)
+        st = machine.d_set(st, VALID, True)
+        st = machine.d_offset(st, VALID, VALID, off[0], off[1], reach=reach)
+        st = machine.d_load(st, WEIGHT, weights)
+        st = machine.d_xnor(st, SHIFTED, SHIFTED, WEIGHT)    # the +-1 product as a bit
+        return machine.add_signed(st, acc, acc, increment, sign=SHIFTED, where=VALID)
 
-    s = m.reset(s, acc)
+    s = machine.reset(s, acc)
     return repeat(s, step, (planes, offsets), carried=(acc,))
 
 
@@ -149,7 +149,7 @@ def conv_taps(m: Machine, s: State, planes: Array, acc: str, src: str,
 POOL_STEPS = ((0, 1), (0, 2), (1, 0), (2, 0))
 
 
-def max_pool_4x4(m: Machine, s: State, reg: str) -> State:
+def max_pool_4x4(machine: Machine, s: State, reg: str) -> State:
     """reg(p) <- max of the 4 x 4 window whose top-left pixel is p (4 shift-compare-copy
     steps; exact at the aligned anchors (4i, 4j), which never read past their block).
 
@@ -157,29 +157,29 @@ def max_pool_4x4(m: Machine, s: State, reg: str) -> State:
     loop keeps XLA from fusing the chain and recomputing it for every read.
     """
     def step(st, off):
-        st = m.offset(st, NEIGHBOUR, reg, off[0], off[1], reach=2)
-        st = m.compare(st, CMP, NEIGHBOUR, reg)
-        return m.copy(st, reg, NEIGHBOUR, where=CMP)
+        st = machine.offset(st, NEIGHBOUR, reg, off[0], off[1], reach=2)
+        st = machine.compare(st, CMP, NEIGHBOUR, reg)
+        return machine.copy(st, reg, NEIGHBOUR, where=CMP)
 
     return repeat(s, step, jnp.asarray(POOL_STEPS, jnp.int32), carried=(reg,))
 
 
-def cnn_preactivation(m: Machine, s: State, planes: Array, increment: float) -> State:
+def cnn_preactivation(machine: Machine, s: State, planes: Array, increment: float) -> State:
     """ACC <- 4 x 4 max-pool of ReLU(conv of X) on all 16 blocks (maxima at the window
     anchors): what the CNN threshold compares."""
-    s = conv_taps(m, s, planes, ACC, X, increment)
-    s = m.threshold(s, CMP, ACC, 0.0)                  # ReLU: reset the negatives
-    s = m.d_not(s, CMP, CMP)
-    s = m.reset(s, ACC, where=CMP)
-    return max_pool_4x4(m, s, ACC)
+    s = conv_taps(machine, s, planes, ACC, X, increment)
+    s = machine.threshold(s, CMP, ACC, 0.0)                  # ReLU: reset the negatives
+    s = machine.d_not(s, CMP, CMP)
+    s = machine.reset(s, ACC, where=CMP)
+    return max_pool_4x4(machine, s, ACC)
 
 
-def cnn_layer(m: Machine, s: State, planes: Array, threshold: Array,
+def cnn_layer(machine: Machine, s: State, planes: Array, threshold: Array,
               increment: float) -> State:
     """One in-pixel CNN layer on all 16 blocks; the result replaces X in every block."""
-    s = cnn_preactivation(m, s, planes, increment)
-    s = m.threshold(s, CNN_OUT, ACC, threshold, scale=increment)
-    return m.d_compact(s, X, CNN_OUT, stride=4)
+    s = cnn_preactivation(machine, s, planes, increment)
+    s = machine.threshold(s, CNN_OUT, ACC, threshold, scale=increment)
+    return machine.d_compact(s, X, CNN_OUT, stride=4)
 
 
 def gate_preactivation(vm: Machine, v: State, planes: Array, reset: Array,
@@ -200,7 +200,7 @@ def gate_preactivation(vm: Machine, v: State, planes: Array, reset: Array,
     return vm.add(v, GATES, GATES, TRANSFER, where=MASK)
 
 
-def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
+def cell_step(machine: Machine, s: State, planes: Array, theta: Array, reset: Array,
               opts: ProgramOptions) -> tuple[State, Array]:
     """One PixelRNN step, run with only the four central blocks selected (`layout`).
 
@@ -225,23 +225,23 @@ def cell_step(m: Machine, s: State, planes: Array, theta: Array, reset: Array,
         v = vm.d_and(v, TMP, TMP, MASK)
         return vm.load(v, HIDDEN, -opts.hidden_units, where=TMP)
 
-    s = m.on_blocks(s, rows, cols, gates)
-    o = m.read(s, GATES)[..., rows, cols, :, :][..., oy, ox, :, :]
+    s = machine.on_blocks(s, rows, cols, gates)
+    o = machine.read(s, GATES)[..., rows, cols, :, :][..., oy, ox, :, :]
     return s, o
 
 
-def frame_step(m: Machine, w: LoadedPlanes, s: State, frame: Array, reset: Array,
+def frame_step(machine: Machine, w: LoadedPlanes, s: State, frame: Array, reset: Array,
                opts: ProgramOptions) -> tuple[State, Array]:
     """The whole program for one frame (b s s) of every video; returns o_t in model units.
 
     `w`: the weight planes as the program loads them (`load_planes`).
     """
-    s = m.load(s, ACC, frame[..., None, None, :, :] * opts.input_units)
-    s = m.threshold(s, X, ACC, 0.0)
+    s = machine.load(s, ACC, frame[..., None, None, :, :] * opts.input_units)
+    s = machine.threshold(s, X, ACC, 0.0)
     for planes, threshold in zip(w.cnn, w.cnn_threshold):
-        s = cnn_layer(m, s, planes, threshold, opts.increment)
-    s, o = cell_step(m, s, w.cell, w.theta, reset, opts)
-    s = m.tick(s)
+        s = cnn_layer(machine, s, planes, threshold, opts.increment)
+    s, o = cell_step(machine, s, w.cell, w.theta, reset, opts)
+    s = machine.tick(s)
     return s, o / jnp.float32(opts.increment)
 
 
@@ -280,13 +280,13 @@ def _simulate_jit(w: WeightPlanes, video: Array, rng, bank, k: int, input_pool: 
                   noise: NoiseModel, opts: ProgramOptions) -> Array:
     x = ops.max_pool(video.astype(jnp.float32), input_pool)
     b, t, side, _ = x.shape
-    m = Machine.create(noise, plane_shape(video.shape, input_pool), rng, bank=bank)
-    state = m.init()
+    machine = Machine.create(noise, plane_shape(video.shape, input_pool), rng, bank=bank)
+    state = machine.init()
     loaded = load_planes(w)
 
     def body(st, inp):
         i, frame = inp
-        st, o = frame_step(m, loaded, st, frame, i % k == 0, opts)
+        st, o = frame_step(machine, loaded, st, frame, i % k == 0, opts)
         return st, o
 
     _, outs = jax.lax.scan(body, state, (jnp.arange(t), jnp.moveaxis(x, 1, 0)))
@@ -329,22 +329,22 @@ def run(weights, video, config: ModelConfig, *, noise: NoiseModel | None = None,
     return out[0] if single else out
 
 
-def _probe(m: Machine, frame: Array, bits: Array, cnn: Array, cell: Array, hidden: Array,
+def _probe(machine: Machine, frame: Array, bits: Array, cnn: Array, cell: Array, hidden: Array,
            opts: ProgramOptions) -> tuple[Array, Array, Array]:
     """The analog values each quantizer of the program compares, on fixed digital inputs:
     the uploaded frame (units), the pooled CNN sums at the window anchors and the gate
     pre-activations of the central blocks (units)."""
-    s = m.init()
-    s = m.load(s, ACC, frame * opts.input_units)
-    uploaded = m.read(s, ACC)
-    s = m.d_load(s, X, bits)
-    s = cnn_preactivation(m, s, cnn, opts.increment)
-    pooled = m.read(s, ACC)[..., ::4, ::4]
-    s = m.load(s, HIDDEN, hidden)
+    s = machine.init()
+    s = machine.load(s, ACC, frame * opts.input_units)
+    uploaded = machine.read(s, ACC)
+    s = machine.d_load(s, X, bits)
+    s = cnn_preactivation(machine, s, cnn, opts.increment)
+    pooled = machine.read(s, ACC)[..., ::4, ::4]
+    s = machine.load(s, HIDDEN, hidden)
     rows, cols = layout.CENTRAL
-    s = m.on_blocks(s, rows, cols,
+    s = machine.on_blocks(s, rows, cols,
                     lambda vm, v: gate_preactivation(vm, v, cell, jnp.bool_(False), opts))
-    gates = m.read(s, GATES)[..., rows, cols, :, :][..., layout.GATE_COLS[1], :, :]
+    gates = machine.read(s, GATES)[..., rows, cols, :, :][..., layout.GATE_COLS[1], :, :]
     return uploaded, pooled, gates
 
 
@@ -362,10 +362,10 @@ def _model_noise_jit(rng, noise: NoiseModel, opts: ProgramOptions, videos: int, 
                    cell, hidden, opts)
     (du, dp, dg) = (a - b for a, b in zip(noisy, clean))
     fy, oy = layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK[0]
-    return {"noise_input": jnp.std(du) / opts.input_units,
-            "noise_cnn": jnp.std(dp) / opts.increment,
-            "noise_gate": jnp.std(dg[..., fy, :, :]) / opts.increment,
-            "noise_out": jnp.std(dg[..., oy, :, :]) / opts.increment}
+    return dict(zip(NOISE_SITES, (jnp.std(du) / opts.input_units,
+                                  jnp.std(dp) / opts.increment,
+                                  jnp.std(dg[..., fy, :, :]) / opts.increment,
+                                  jnp.std(dg[..., oy, :, :]) / opts.increment)))
 
 
 def model_noise(noise: NoiseModel | None = None, options: ProgramOptions = ProgramOptions(),
@@ -388,7 +388,7 @@ def model_noise(noise: NoiseModel | None = None, options: ProgramOptions = Progr
     random_part = noise.replace(gain=1.0, pixel_gain_std=0.0, decay=0.0, transfer_decay=0.0,
                                 saturation=None)
     if not random_part.random:
-        return {k: 0.0 for k in ("noise_input", "noise_cnn", "noise_gate", "noise_out")}
+        return {k: 0.0 for k in NOISE_SITES}
     rng = jax.random.key(0) if rng is None else rng
     out = _model_noise_jit(rng, random_part, options, videos, side)
     return {k: float(v) for k, v in out.items()}

@@ -15,6 +15,9 @@ S3).
 """
 from __future__ import annotations
 
+__all__ = ["GRID", "KERNEL", "TAPS", "CELL_BLOCKS", "CENTRAL", "GATE_COLS", "FORGET_BLOCK",
+           "OUTPUT_BLOCK", "channel_of_block"]
+
 GRID = (4, 4)
 KERNEL = 5
 TAPS = tuple((dy, dx) for dy in range(KERNEL - 1, -1, -1) for dx in range(KERNEL))

@@ -36,6 +36,10 @@ from pixelrnn_jax.sensor import authors_files as official
 from pixelrnn_jax.sensor.scamp5 import layout
 from pixelrnn_jax.sensor.scamp5.requirements import check_fits
 
+__all__ = ["FORMAT", "FORMATS", "NPZ_NAME", "HEADER_NAME", "WeightPlanes", "weight_planes",
+           "to_official", "from_official", "as_weight_planes", "export_weight_planes",
+           "import_weight_planes"]
+
 Array = jax.Array
 
 FORMAT = "pixelrnn_jax.scamp5.weight_planes/1"
