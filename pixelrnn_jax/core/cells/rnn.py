@@ -81,14 +81,10 @@ PIXELRNN = register(CellSpec(
 
 
 def _convs(p, x, names):
-    """{name: p[name] * x} for kernels `names` applied to the same planes x, stacked into
-    one convolution (`ops.conv5x5_stack`) so a cell's convolutions of one plane go together.
-
-    On XLA:CPU the gradient of a GRU or LSTM scan built this way compiles several times
-    faster than one built from `ops.conv5x5`'s 25-shift form.
-    """
-    y = ops.conv5x5_stack(x, jnp.stack([p[n] for n in names]))
-    return {n: y[..., i, :, :] for i, n in enumerate(names)}
+    """{name: p[name] * x} for kernels `names` applied to the same planes x, each through
+    the fused 25-shift kernel with its hand-written VJP (`ops.conv5x5`), as PixelRNN's: on
+    XLA:CPU 2-4x faster per train step than one `lax.conv` with the kernels stacked."""
+    return {n: ops.conv5x5(x, p[n]) for n in names}
 
 
 def _input_terms(p, x, ctx):

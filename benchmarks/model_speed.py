@@ -1,0 +1,110 @@
+"""Train-step and encode time of every Table S4 model, and how sweep members scale under vmap.
+
+Used by `python benchmarks/throughput.py --models=all` (keys: the ablation's row names at a
+precision, e.g. `1cnn_lstm@1bit`, `2cnn_pixelrnn@32bit`, `event_camera@1bit`), or alone:
+
+    python benchmarks/model_speed.py --models=1cnn_pixelrnn@1bit,1cnn_lstm@1bit --json
+
+Every model sees the same batch (32 videos of 16 frames of 64x64; RAW its own 256x256
+frames) and the same jitted step as training (`training.steps.train_step`). A figure is the
+median of `repeats` timed calls after one warm-up call (compile), measured in one process one
+model after another, so the ratios between models compare like with like.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import pixelrnn_jax as pr
+from pixelrnn_jax.paper import table_s4
+from pixelrnn_jax.training.steps import classification_loss, make_optimizer, train_step
+
+__all__ = ["row_configs", "measure_model", "measure_models", "vmap_scaling"]
+
+
+def row_configs() -> dict:
+    """{"<row>@<precision>": ModelConfig} of every trainable Table S4 model."""
+    return {f"{key}@{prec}": cfg.replace(precision=prec)
+            for key, _, cfg in table_s4.table_rows() for prec in table_s4.row_precisions(cfg)}
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _batch(cfg, batch: int, frames: int):
+    rng = np.random.default_rng(0)
+    video = jnp.asarray(rng.standard_normal((batch, frames, cfg.frame_size, cfg.frame_size)),
+                        jnp.float32)
+    return {"video": video, "label": jnp.asarray(np.arange(batch) % cfg.num_classes, jnp.int32)}
+
+
+def measure_model(cfg, batch: int = 32, frames: int = 16, repeats: int = 3,
+                  members: int | None = None) -> dict:
+    """{"train_step_ms", "encode_ms"} of one model; with `members`, the step of that many
+    sweep members vmapped together (the sweep's step), train only."""
+    b = _batch(cfg, batch, frames)
+    params = pr.init(jax.random.key(0), cfg, frames)["params"]
+    tx = make_optimizer(1e-3)
+    step = partial(train_step, loss_fn=classification_loss(cfg), tx=tx)
+    opt_state = tx.init(params)
+    key = jax.random.key(1)
+    if members is not None:
+        params, opt_state = jax.tree.map(lambda a: jnp.stack([a] * members), (params, opt_state))
+        step = jax.vmap(step, in_axes=(0, 0, None, 0))
+        key = jax.random.split(key, members)
+    train = jax.jit(step)
+    out = {"train_step_ms": round(1e3 * _median_seconds(
+        lambda: train(params, opt_state, b, key), repeats), 2)}
+    if members is None:
+        variables = {"params": params}
+        out["encode_ms"] = round(1e3 * _median_seconds(
+            lambda: pr.encode(variables, b["video"], cfg), repeats), 2)
+    return out
+
+
+def measure_models(names, batch: int = 32, frames: int = 16, repeats: int = 3) -> dict:
+    configs = row_configs()
+    unknown = sorted(set(names) - set(configs))
+    if unknown:
+        raise SystemExit(f"error: unknown models {unknown}; choose from {sorted(configs)}")
+    return {n: measure_model(configs[n], batch, frames, repeats) for n in names}
+
+
+def vmap_scaling(name: str = "1cnn_lstm@1bit", members: int = 2, batch: int = 32,
+                 frames: int = 16, repeats: int = 3) -> dict:
+    """The train step of `members` members together against `members` x one member."""
+    cfg = row_configs()[name]
+    one = measure_model(cfg, batch, frames, repeats)["train_step_ms"]
+    together = measure_model(cfg, batch, frames, repeats, members)["train_step_ms"]
+    return {"model": name, "members": members, "one_member_ms": one,
+            "together_ms": together, "together_over_members_x_one": round(
+                together / (members * one), 3)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="all", help="comma-separated names or 'all'")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    names = list(row_configs()) if args.models == "all" else args.models.split(",")
+    out = {"models": measure_models(names, args.batch, 16, args.repeats)}
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
