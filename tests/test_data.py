@@ -231,3 +231,27 @@ def test_synthetic_rendered_frames_match_across_motions(scenes, rendered):
 
 def test_no_tensorflow_needed():
     assert "tensorflow" not in sys.modules or not hasattr(sys.modules["tensorflow"], "Tensor")
+
+
+@pytest.mark.parametrize("task", ["motion", "lips"])
+def test_one_frame_of_the_temporal_tasks_carries_no_class(task):
+    """A linear classifier on single frames (ridge, one-vs-all) is at chance on the held-out
+    videos, at every frame; the same classifier on a temporal statistic (each pixel's
+    spectrum over the 16 frames) is well above it: the class is in the temporal pattern."""
+    from pixelrnn_jax.data import synthetic_tasks
+    videos, labels = synthetic_tasks.render_task(task, seed=3, size=16, num_frames=16,
+                                                 num_videos=400)
+    x = (videos.astype(np.float64) - 117.0) / 60.0
+    train, test = np.arange(400) < 300, np.arange(400) >= 300
+    onehot = np.eye(4)[labels]
+
+    def accuracy(feats):
+        f = np.concatenate([feats, np.ones((len(feats), 1))], 1)
+        w = np.linalg.solve(f[train].T @ f[train] + 10.0 * np.eye(f.shape[1]),
+                            f[train].T @ onehot[train])
+        return float(((f[test] @ w).argmax(1) == labels[test]).mean())
+
+    single = [accuracy(x[:, t].reshape(400, -1)) for t in (0, 5, 11)]
+    assert max(single) < 0.40, single     # chance is 0.25 (100 test videos)
+    spectra = np.abs(np.fft.rfft(x, axis=1))[:, 1:].reshape(400, -1)
+    assert accuracy(spectra) > max(single) + 0.2

@@ -2,6 +2,8 @@
 TensorFlow is never needed (uint8 Tensor, ClassLabel and Text features only).
 
   synthetic_gesture        the procedural gesture videos of `synthetic` (built from a seed)
+  synthetic_motion         motion-only gestures of `synthetic_tasks` (no class in one frame)
+  synthetic_lips           lip-reading-like words of `synthetic_tasks` (rhythm only)
   cambridge_hand_gesture   Cambridge Hand Gesture videos from the user's folder (manual_dir)
   tulips1                  Tulips1 utterances from the user's folder (manual_dir)
   mnist_idx, cifar10_pickle  MNIST / CIFAR-10 images from their distributed files
@@ -22,10 +24,11 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
-from pixelrnn_jax.data import images, layouts, preprocess, synthetic
+from pixelrnn_jax.data import images, layouts, preprocess, synthetic, synthetic_tasks
 
 __all__ = ["VideoConfig", "video_config", "CambridgeHandGesture", "Tulips1", "SyntheticGesture",
-           "MnistIdx", "Cifar10Pickle", "VIDEO_BUILDERS", "IMAGE_BUILDERS"]
+           "SyntheticMotion", "SyntheticLips", "MnistIdx", "Cifar10Pickle", "VIDEO_BUILDERS",
+           "IMAGE_BUILDERS", "is_built_in"]
 
 _THREADS = 2  # JPEG decoding and resizing release the GIL
 
@@ -184,6 +187,42 @@ class SyntheticGesture(_VideoBuilder):
                         yield name, {"video": video, "label": label, "name": name}
 
 
+class _TaskBuilder(_VideoBuilder, skip_registration=True):
+    """A task of `synthetic_tasks`, generated from scene seed 0."""
+
+    TASK = ""
+    SCENE_SEED = 0
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        task = synthetic_tasks.TASKS[self.TASK]
+        videos, labels = synthetic_tasks.render_task(self.TASK, self.SCENE_SEED,
+                                                     self.builder_config.frame_size)
+        for i, (video, label) in enumerate(zip(videos, labels)):
+            name = f"{task.class_names[label]}_{i:04d}"
+            yield name, {"video": video, "label": int(label), "name": name}
+
+
+class SyntheticMotion(_TaskBuilder):
+    name = "synthetic_motion"
+    TASK = "motion"
+    CLASS_NAMES = synthetic_tasks.TASKS["motion"].class_names
+    DESCRIPTION = (f"Synthetic motion-only gestures: {synthetic_tasks.TASKS['motion'].num_videos}"
+                   f" videos of {synthetic_tasks.NUM_FRAMES} frames, 4 classes; "
+                   f"{synthetic_tasks.TASKS['motion'].description}.")
+
+
+class SyntheticLips(_TaskBuilder):
+    name = "synthetic_lips"
+    TASK = "lips"
+    CLASS_NAMES = synthetic_tasks.TASKS["lips"].class_names
+    DESCRIPTION = (f"Synthetic lip-reading-like words: {synthetic_tasks.TASKS['lips'].num_videos}"
+                   f" videos of {synthetic_tasks.NUM_FRAMES} frames, 4 classes; "
+                   f"{synthetic_tasks.TASKS['lips'].description}.")
+
+
 class _ImageBuilder(_Builder, skip_registration=True):
     VERSION = tfds.core.Version("1.0.0")
     SHAPE: tuple = ()
@@ -226,5 +265,11 @@ class Cifar10Pickle(_ImageBuilder):
     READ = staticmethod(images.read_cifar10)
 
 
-VIDEO_BUILDERS = {b.name: b for b in (SyntheticGesture, CambridgeHandGesture, Tulips1)}
+VIDEO_BUILDERS = {b.name: b for b in (SyntheticGesture, CambridgeHandGesture, Tulips1,
+                                      SyntheticMotion, SyntheticLips)}
+
+
+def is_built_in(name: str) -> bool:
+    """Whether a video dataset is generated from a seed (no folder of the user's)."""
+    return not issubclass(VIDEO_BUILDERS[name], _ManualVideoBuilder)
 IMAGE_BUILDERS = {"mnist": MnistIdx, "cifar10": Cifar10Pickle}

@@ -31,7 +31,6 @@ IMAGE_DATASETS = tuple(builders.IMAGE_BUILDERS)
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 RAW_FRAME_SIZE = 256
 
-_SCANNERS = {"cambridge_hand_gesture": layouts.scan_cambridge, "tulips1": layouts.scan_tulips}
 
 
 @dataclasses.dataclass
@@ -169,13 +168,13 @@ def load_dataset(name: str, data_dir=None, *, seed: int = 0, frame_size: int = 6
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     builder_cls = builders.VIDEO_BUILDERS[name]
     config = builders.video_config(frame_size)
-    if name == "synthetic_gesture":
+    if builders.is_built_in(name):
         tfds_dir = Path(data_dir).expanduser() if data_dir is not None else cache
         builder = _prepare(builder_cls, config, tfds_dir)
         source_info = {"source": "built-in procedural generator",
                        "scene_seed": builder_cls.SCENE_SEED}
     else:
-        videos = _SCANNERS[name](data_dir)  # validates the layout, clear errors
+        videos = builder_cls.SCAN(data_dir)  # validates the layout, clear errors
         root = Path(data_dir).expanduser()
         fp = layouts.fingerprint(videos, root)
         builder = _prepare(builder_cls, config, cache / f"{name}-{fp}", manual_dir=root)
