@@ -71,15 +71,18 @@ def ter(v, delta):
     return np.where(v > delta, 1.0, 0.0) - np.where(v < -delta, 1.0, 0.0)
 
 
-def np_window(name, binary, p, x, delta):
+def np_window(name, binary, p, x, delta, reference="first_frame"):
     """Readouts of one window x (k h w) from the equations; (h w), or (k h w) for cameras."""
     def cv(kernel, v):
         return np_conv(v, p[kernel])
 
     gate = sgn if binary else sig
     cand = sgn if binary else np.tanh
-    # hidden states start at all ones, a camera's reference intensity at 0
-    h = (np.zeros if name in CAMERAS else np.ones)(x.shape[1:])
+    # hidden states start at all ones, a camera's reference intensity at the window's first
+    # frame (h_{-1} = x_0) or at 0
+    h = np.ones(x.shape[1:])
+    if name in CAMERAS:
+        h = x[0].copy() if reference == "first_frame" else np.zeros(x.shape[1:])
     c = np.ones(x.shape[1:])
     outs = []
     for xt in x:
@@ -133,7 +136,7 @@ def np_window(name, binary, p, x, delta):
     return np.stack(outs) if cells.get_cell_spec(name).per_frame else outs[-1]
 
 
-def np_encode(name, binary, params, video, delta):
+def np_encode(name, binary, params, video, delta, reference="first_frame"):
     """The encoder of a cnn_layers=0 model in NumPy: (b t h w) -> readouts."""
     spec = cells.get_cell_spec(name)
     x = np.asarray(video, np.float64)
@@ -143,7 +146,7 @@ def np_encode(name, binary, params, video, delta):
     for k, v in params.items():
         v = np.asarray(v, np.float64)
         p[k] = sgn(v) if (binary and k in spec.kernels) else v
-    out = [[np_window(name, binary, p, x[i, j * K:(j + 1) * K], delta)
+    out = [[np_window(name, binary, p, x[i, j * K:(j + 1) * K], delta, reference)
             for j in range(x.shape[1] // K)] for i in range(x.shape[0])]
     out = np.asarray(out)
     return out.reshape(out.shape[0], -1, *out.shape[-2:])
@@ -308,7 +311,7 @@ def test_every_noise_site_is_used(name):
     p |= {k: jnp.asarray(0.1) for k in spec.scalars}
     x = jax.random.normal(keys[-2], (1, 1, SIDE, SIDE))
     terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms(p, x, ctx))
-    state = spec.init_state(p, (1, SIDE, SIDE), ctx)
+    state = spec.init_state(p, (1, SIDE, SIDE), ctx, terms_t)
     noise = jax.random.normal(keys[-1], (1, SIDE, SIDE))
     # the step reports the pre-activation of exactly the sites it declares
     assert sorted(spec.step(p, state, terms_t, None, ctx)[1]) == sorted(spec.gate_sites)
@@ -325,7 +328,7 @@ def test_cameras_declare_no_gate_site(name):
     ctx = _config(name, spec.precisions[0]).context
     x = jnp.zeros((1, 1, SIDE, SIDE))
     terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms({}, x, ctx))
-    state = spec.init_state({}, (1, SIDE, SIDE), ctx)
+    state = spec.init_state({}, (1, SIDE, SIDE), ctx, terms_t)
     assert spec.gate_sites == () and spec.step({}, state, terms_t, None, ctx)[1] == {}
 
 
@@ -344,6 +347,23 @@ def test_cameras_see_intensities_not_signs():
     video = base + 0.1 * jnp.arange(T, dtype=jnp.float32)[None, :, None, None] / T
     out = np.asarray(run(variables, video)[0]).reshape(B, WINDOWS, K, SIDE, SIDE)
     assert not out[:, :, 1:].any()
+
+
+@pytest.mark.parametrize("name", ["difference", "event"])
+def test_camera_reference_first_frame_or_zero(name):
+    """The paper's cameras start from the first frame's reference (frame 0 emits nothing);
+    camera_reference="zero" starts from 0 (frame 0 reports each pixel's polarity)."""
+    video = _video(8)
+    for reference in ("first_frame", "zero"):
+        cfg = _config(name, "1bit").replace(camera_reference=reference)
+        variables = _variables(cfg)
+        got = np.asarray(P.encode(variables, video, cfg))
+        np.testing.assert_array_equal(got, np_encode(name, True, {}, video, cfg.delta,
+                                                     reference))
+        first = got.reshape(B, WINDOWS, K, SIDE, SIDE)[:, :, 0]
+        assert (not first.any()) if reference == "first_frame" else first.any()
+    with pytest.raises(ValueError, match="camera_reference must be one of"):
+        _config(name, "1bit").replace(camera_reference="last")
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -10,12 +10,13 @@ import dataclasses
 
 from pixelrnn_jax.core.cells import CellContext, CellSpec, get_cell_spec
 
-__all__ = ["ModelConfig", "PRECISIONS", "NOISE_SITES"]
+__all__ = ["ModelConfig", "PRECISIONS", "NOISE_SITES", "CAMERA_REFERENCES"]
 
 PRECISIONS = ("1bit", "32bit")
 
 # Where noise-aware training adds Gaussian noise: the std fields of ModelConfig.
 NOISE_SITES = ("noise_input", "noise_cnn", "noise_gate", "noise_out")
+CAMERA_REFERENCES = ("first_frame", "zero")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ModelConfig:
       noise_gate: Std of Gaussian noise before the recurrent gate quantizers.
       noise_out: Std of Gaussian noise on the readout o_t.
       delta: Threshold of the difference and event camera baselines.
+      camera_reference: What the difference and event cameras compare a window's first frame
+        with: first_frame (the paper's cameras: the first frame itself, so it emits nothing)
+        or zero (the mean of normalized intensities, so it reports each pixel's polarity).
     """
 
     cnn_layers: int = 1
@@ -51,6 +55,7 @@ class ModelConfig:
     noise_gate: float = 0.0
     noise_out: float = 0.0
     delta: float = 0.1
+    camera_reference: str = "first_frame"
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -65,6 +70,9 @@ class ModelConfig:
         if not spec.uses_cnn and self.cnn_layers:
             raise ValueError(f"cell {self.cell!r} is a camera baseline without a CNN: "
                              f"set cnn_layers=0 (got {self.cnn_layers})")
+        if self.camera_reference not in CAMERA_REFERENCES:
+            raise ValueError(f"camera_reference must be one of {CAMERA_REFERENCES}, got "
+                             f"{self.camera_reference!r}")
         if self.K < 1:
             raise ValueError(f"K must be >= 1, got {self.K}")
         if self.num_classes < 2:
@@ -97,7 +105,8 @@ class ModelConfig:
     @property
     def context(self) -> CellContext:
         """What a cell's equations read of the config."""
-        return CellContext(m=self.m, binary=self.binary, delta=self.delta)
+        return CellContext(m=self.m, binary=self.binary, delta=self.delta,
+                           camera_reference=self.camera_reference)
 
     @property
     def plane_size(self) -> int:

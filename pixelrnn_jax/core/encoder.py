@@ -158,7 +158,7 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, ctx: CellContext, k: int,
         keys = _split(rng, len(sites))
         noise = {s: std * jax.random.normal(key, xw.shape, jnp.float32)
                  for (s, std), key in zip(sites, keys) if std > 0}
-    state = spec.init_state(p, xw.shape[1:], ctx)
+    state = spec.init_state(p, xw.shape[1:], ctx, jax.tree.map(lambda a: a[0], terms))
 
     if spec.per_frame or intermediates:
         def frame(carry, inp):

@@ -35,10 +35,13 @@ u_h = 0 makes the candidate h~_t = x_t, so h_t is the intensity at each pixel's 
 (Eq. S29 as printed has f_t (x_t - h_{t-1}) in place of f_t x_t, which would need u_h = -1
 and contradicts the stated weights; the weights are followed here.)
 
-Both cameras keep their reference h at 0 at the start of every K-frame window (0 is the
-mean of normalized intensities), so the first frame reports each pixel's polarity about the
-mean. The camera planes count in the accounting as a state (h) and an output (o); the event
-camera's f_t is consumed where it is formed. RAW holds one plane, its frame.
+Both cameras start every K-frame window with their reference h at the window's first frame
+(h_{-1} = x_0, `ModelConfig.camera_reference="first_frame"`, as a physical event sensor: frame
+0 emits nothing), or with camera_reference="zero" at 0, the mean of normalized intensities,
+so that the first frame reports each pixel's polarity about the mean (a static image of the
+first frame, which these temporal-only cameras would otherwise not see). The camera planes
+count in the accounting as a state (h) and an output (o); the event camera's f_t is consumed
+where it is formed. RAW holds one plane, its frame.
 """
 from __future__ import annotations
 
@@ -50,9 +53,13 @@ from pixelrnn_jax.core.quantizers import heaviside, ternary
 __all__ = ["RAW", "DIFFERENCE", "EVENT"]
 
 
-def zeros_state(p, shape, ctx):
-    """Camera reference intensity, 0 at the start of each window."""
-    del p, ctx
+def reference_state(p, shape, ctx, first=None):
+    """The camera's reference intensity at the start of each window: the first frame itself
+    (`camera_reference="first_frame"`, a physical event sensor's reference is the scene it
+    starts on, so frame 0 emits nothing) or 0, the mean of normalized intensities."""
+    del p
+    if ctx.camera_reference == "first_frame" and first is not None:
+        return first["x"]
     return jnp.zeros(shape, jnp.float32)
 
 
@@ -67,8 +74,8 @@ def _events(h, terms_t, noise_t, ctx):
 
 # RAW (S1): the frame itself; no state.
 
-def _raw_state(p, shape, ctx):
-    del p, shape, ctx
+def _raw_state(p, shape, ctx, first=None):
+    del p, shape, ctx, first
     return ()
 
 
@@ -118,7 +125,7 @@ DIFFERENCE = register(CellSpec(
     input_terms=_intensity_terms,
     step=_difference_step,
     output=_difference_output,
-    init_state=zeros_state,
+    init_state=reference_state,
     precisions=("1bit",),
     uses_cnn=False,
     state_planes=1,
@@ -148,7 +155,7 @@ EVENT = register(CellSpec(
     input_terms=_intensity_terms,
     step=_event_step,
     output=_event_output,
-    init_state=zeros_state,
+    init_state=reference_state,
     precisions=("1bit",),
     uses_cnn=False,
     state_planes=1,

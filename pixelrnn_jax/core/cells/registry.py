@@ -12,7 +12,9 @@ needs (state planes, output plane), and four pure functions the scan encoder cal
   output(p, state, terms_t, noise_t, ctx) -> o
                                        the readout at the last frame of a window, from the
                                        state entering that frame
-  init_state(p, shape, ctx) -> state   the state at the start of every window
+  init_state(p, shape, ctx, first) -> state
+                                       the state at the start of every window; `first`:
+                                       the window's first frame's input terms
 
 `p` holds the *quantized* kernels (binary cells see +-1 kernels) and the raw scalars;
 `noise_t` is None or {site: noise plane} for the gate sites and the readout site "o";
@@ -40,6 +42,7 @@ class CellContext(NamedTuple):
     m: float          # surrogate steepness of the quantizers
     binary: bool      # 1-bit (sign / heaviside gates) or 32-bit (sigmoid / tanh)
     delta: float      # camera baselines' event threshold
+    camera_reference: str = "first_frame"   # cameras' reference at a window's start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,9 +99,9 @@ def get_cell_spec(name: str) -> CellSpec:
         raise ValueError(f"unknown cell {name!r}: choose one of {sorted(CELLS)}") from None
 
 
-def ones_state(p, shape, ctx):
+def ones_state(p, shape, ctx, first=None):
     """Hidden state reset to all ones (supplement S1.2, 'Hidden State Initialization')."""
-    del p, ctx
+    del p, ctx, first
     return jnp.ones(shape, jnp.float32)
 
 

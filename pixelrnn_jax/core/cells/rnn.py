@@ -183,7 +183,7 @@ def _lstm_step(p, state, terms_t, noise_t, ctx):
     return (c, og * jax.nn.sigmoid(c)), pre
 
 
-def _pair_ones_state(p, shape, ctx):
+def _pair_ones_state(p, shape, ctx, first=None):
     return ones_state(p, shape, ctx), ones_state(p, shape, ctx)
 
 
