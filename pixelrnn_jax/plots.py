@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 
 __all__ = ["training_curves", "accuracy_vs_memory", "accuracy_vs_bandwidth", "grouped_bars",
            "frame_rows", "image_grid", "readouts_vs_raw", "readout_comparison",
-           "histogram_vs_measurement", "to_png", "show", "save", "SENSOR_BYTES_PER_PIXEL"]
+           "histogram_vs_measurement", "accumulation_curves", "to_png", "show", "save",
+           "SENSOR_BYTES_PER_PIXEL"]
 
 TAB10 = matplotlib.colormaps["tab10"].colors
 
@@ -51,8 +52,10 @@ def accuracy_vs_memory(rows, out_path, *, limit: float = SENSOR_BYTES_PER_PIXEL,
     """Fig. S1 / Fig. 2: test accuracy against feature memory per pixel.
 
     rows: Table S4 records with `model`, `feature_bytes_per_pixel_{1bit,32bit}` and
-    `test_accuracy_best_{1bit,32bit}`; filled markers are 1 bit, hollow ones 32 bit. The
-    sensor's memory `limit` is drawn as a dashed vertical line.
+    `test_accuracy_best_{1bit,32bit}`; filled markers are 1 bit, hollow ones 32 bit. Where a
+    record has `test_accuracy_mean_*` and `test_accuracy_std_*` (several seeds) the mean is
+    drawn with +- std error bars beside the best (a small dot). The sensor's memory `limit`
+    is drawn as a dashed vertical line.
     """
     fig = _figure(7.6, 4.4)
     ax = fig.subplots()
@@ -63,11 +66,19 @@ def accuracy_vs_memory(rows, out_path, *, limit: float = SENSOR_BYTES_PER_PIXEL,
         marker = {0: "^", 1: "o", 2: "s"}.get(r.get("cnn_layers", 0), "o")
         labelled = False
         for prec, fill in (("1bit", True), ("32bit", False)):
-            mem, acc = r.get(f"feature_bytes_per_pixel_{prec}"), r.get(f"test_accuracy_best_{prec}")
-            if mem is None or acc is None:
+            mem = r.get(f"feature_bytes_per_pixel_{prec}")
+            best = r.get(f"test_accuracy_best_{prec}")
+            if mem is None or best is None:
                 continue
-            ax.plot([mem], [acc], marker, ms=7, color=color, mfc=color if fill else "none",
-                    label=None if labelled else r.get("label", r["model"]))
+            mean, sd = r.get(f"test_accuracy_mean_{prec}"), r.get(f"test_accuracy_std_{prec}")
+            label = None if labelled else r.get("label", r["model"])
+            if mean is not None and sd:
+                ax.errorbar([mem], [mean], yerr=[sd], fmt=marker, ms=7, color=color,
+                            mfc=color if fill else "none", capsize=2, lw=0.8, label=label)
+                ax.plot([mem], [best], ".", ms=3, color=color)
+            else:
+                ax.plot([mem], [best], marker, ms=7, color=color,
+                        mfc=color if fill else "none", label=label)
             labelled = True
     ax.axvline(limit, ls="--", color="k", lw=1)
     ax.text(limit, 0.02, f" sensor limit\n {limit:g} B/pixel", fontsize=7, va="bottom")
@@ -77,7 +88,7 @@ def accuracy_vs_memory(rows, out_path, *, limit: float = SENSOR_BYTES_PER_PIXEL,
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("feature memory per pixel [bytes] (filled: 1 bit, hollow: 32 bit)")
-    ax.set_ylabel("test accuracy (best over seeds)")
+    ax.set_ylabel("test accuracy (mean +- std over seeds; dot: best)")
     ax.set_ylim(0, 1.02)
     if title:
         ax.set_title(title)
@@ -256,6 +267,27 @@ def histogram_vs_measurement(samples, mean: float, std: float, *, label: str = "
     ax.plot(grid, np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi)),
             color="tab:red", label=f"measured: mean {mean:.2f}, std {std:.2f}")
     ax.set_xlabel(xlabel), ax.set_ylabel("density"), ax.legend(fontsize=8)
+    return fig
+
+
+def accumulation_curves(sim: dict, measured: dict | None = None) -> Figure:
+    """Bias and std against the number of kernel applications: simulated curves (solid)
+    beside measured ones (dashed, same colour) for every value {"<v>": {"bias", "std"}}."""
+    fig = _figure(10, 3.6)
+    a, b = fig.subplots(1, 2)
+    for i, (k, curves) in enumerate(sorted(sim.items(), key=lambda kv: float(kv[0]))):
+        color = TAB10[i % len(TAB10)]
+        n = np.arange(1, len(curves["bias"]) + 1)
+        a.plot(n, curves["bias"], color=color, label=f"{k}: simulated")
+        b.plot(np.arange(len(curves["std"])), curves["std"], color=color)
+        if measured and k in measured:
+            m = measured[k]
+            a.plot(np.arange(1, len(m["bias"]) + 1), m["bias"], "--", color=color,
+                   label=f"{k}: measured")
+            b.plot(np.arange(len(m["std"])), m["std"], "--", color=color)
+    a.set_xlabel("applications n"), a.set_ylabel("bias (input - output readout, units)")
+    b.set_xlabel("applications n"), b.set_ylabel("std over pixels (units)")
+    a.legend(fontsize=7, ncol=2)
     return fig
 
 

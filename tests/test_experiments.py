@@ -91,7 +91,9 @@ def test_row_records_from_sweeps(tmp_path):
     table_s4.write_results(tmp_path, [rec, raw], {"dataset": "fake"})
     assert (tmp_path / "accuracy_vs_memory.png").stat().st_size > 1000
     md = (tmp_path / "results.md").read_text()
-    assert "| 1 CNN + PixelRNN | 60.0 / 70.0 | 90.0 / 90.0 | 501 |" in md
+    assert "| 1 CNN + PixelRNN | 60.0 +- 10.0 / 70.0 | 90.0 / 90.0 | 501 |" in md
+    assert rec["test_accuracy_std_1bit"] == pytest.approx(0.1)
+    assert rec["test_accuracy_std_32bit"] == 0.0
 
 
 def test_bandwidth_windows_and_readout():

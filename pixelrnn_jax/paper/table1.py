@@ -116,7 +116,7 @@ class ImageData:
     source: str
 
 
-GESTURE_DATASETS = ("synthetic_gesture", "cambridge_hand_gesture")
+GESTURE_DATASETS = data.VIDEO_DATASETS   # a video dataset gives single frames
 DATASETS = ("mnist", "cifar10") + GESTURE_DATASETS
 
 
@@ -281,7 +281,8 @@ def run_comparison(dataset: ImageData, encoders=tuple(ENCODERS),
 
 DATASET_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10",
                   "cambridge_hand_gesture": "Hand Gesture", "synthetic_gesture":
-                  "Synthetic gesture"}
+                  "Synthetic gesture", "tulips1": "Lip reading",
+                  "synthetic_motion": "Synthetic motion", "synthetic_lips": "Synthetic lips"}
 
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:

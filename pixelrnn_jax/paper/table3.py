@@ -23,14 +23,11 @@ from pixelrnn_jax.training import load_trained
 __all__ = ["sensor_readouts", "evaluate_run", "markdown", "noise_model"]
 
 
-def noise_model(program: str, calibration=None):
-    """The noise of `program`: a chip calibration file (calibrate.save_calibration) for the
-    chip program, or the program's calibrated default (None)."""
-    if calibration is None:
-        return None
-    if program != "chip":
-        raise ValueError("--chip_calibration applies to --sensor_mode=chip only")
-    return scamp5.load_calibration(calibration)
+def noise_model(calibration=None):
+    """The error model every program runs on: a calibration file (experiments/
+    calibrate_sensor.py) or the shipped calibration (None or "default")."""
+    return scamp5.NoiseModel.from_calibration(
+        None if calibration in (None, "default") else calibration)
 
 
 def sensor_readouts(variables, config: ModelConfig, split, batch_size: int, key,

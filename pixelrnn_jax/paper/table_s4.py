@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from pixelrnn_jax import plots
 from pixelrnn_jax.core import PRECISIONS, ModelConfig, accounting
 from pixelrnn_jax.core.accounting import format_number
@@ -75,7 +77,9 @@ def build_row(key, label, cfg, sweeps=None) -> dict:
            "readout_values_per_16_frames": accounting.readout_values_per_16_frames(cfg)}
     for prec in PRECISIONS:
         s = sweeps.get(prec)
+        accs = None if s is None else [m["test_accuracy"] for m in s["members"]]
         rec[f"test_accuracy_mean_{prec}"] = None if s is None else s["test_accuracy_mean"]
+        rec[f"test_accuracy_std_{prec}"] = None if s is None else float(np.std(accs))
         rec[f"test_accuracy_best_{prec}"] = None if s is None else s["test_accuracy_best"]
         rec[f"members_{prec}"] = None if s is None else len(s["members"])
     return rec
@@ -84,9 +88,14 @@ def build_row(key, label, cfg, sweeps=None) -> dict:
 def markdown(rows) -> str:
     def acc(r, prec):
         m, b = r[f"test_accuracy_mean_{prec}"], r[f"test_accuracy_best_{prec}"]
-        return "" if m is None else f"{100 * m:.1f} / {100 * b:.1f}"
+        if m is None:
+            return ""
+        sd = r.get(f"test_accuracy_std_{prec}")
+        spread = "" if not sd else f" +- {100 * sd:.1f}"
+        return f"{100 * m:.1f}{spread} / {100 * b:.1f}"
 
-    lines = ["| model | acc. 1 bit % (mean / best) | acc. 32 bit % (mean / best) | params "
+    lines = ["| model | acc. 1 bit % (mean +- std / best) | acc. 32 bit % (mean +- std / best) "
+             "| params "
              "| bytes/pixel 1 bit | bytes/pixel 32 bit | readout / 16 frames |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:

@@ -1,0 +1,85 @@
+"""The whole paper from one command, at the test scale: every section runs through the real
+command line, report.md holds every table, the claims and the deviations, and a rerun
+resumes from the finished jobs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO
+
+from pixelrnn_jax.paper import deviations, reproduce
+
+
+def _command(tmp_path, *extra):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    wd, tfds = tmp_path / "paper", tmp_path / "tfds"
+    return env, wd, [sys.executable, str(REPO / "experiments" / "reproduce.py"),
+                     f"--workdir={wd}", "--scale=test", f"--gesture_data_dir={tfds}",
+                     f"--lips_data_dir={tfds}", *extra]
+
+
+def test_reproduce_the_sweeps_through_the_command_line(tmp_path):
+    """Table S4 / Fig. S1 on both tasks, the report, and a resumed rerun (the whole run:
+    the slow test below)."""
+    env, wd, cmd = _command(tmp_path, "--sections=table_s4")
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reproduce [2/2]" in proc.stderr and "ETA" in proc.stderr
+    report = (wd / "report.md").read_text()
+    for section in ("## Table S4 and Fig. S1, gesture", "## Table S4 and Fig. S1, lips",
+                    "## Deviations from the paper"):
+        assert section in report, section
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "done in" not in again.stderr
+    assert (wd / "report.md").read_text() == report
+    bad = subprocess.run(cmd[:-1] + ["--sections=table9"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 2 and "unknown sections ['table9']" in bad.stderr
+
+
+def test_claims_are_checked_whichever_way_they_come_out():
+    def row(model, a1, a32=None, m1=1.0, m32=32.0):
+        return {"model": model, "test_accuracy_mean_1bit": a1, "test_accuracy_mean_32bit": a32,
+                "feature_bytes_per_pixel_1bit": m1, "feature_bytes_per_pixel_32bit": m32}
+    s4 = {"gesture": [row("1cnn_pixelrnn", 0.9, 0.8, 2.75, 88), row("1cnn_lstm", 0.7, 0.9, 3, 108),
+                      row("1cnn_gru", 0.85, 0.82, 2.9, 92), row("event_camera", 0.5)]}
+    f3 = {"gesture": [{"readout_values_per_16_frames": 4096, "test_accuracy_best": 0.9},
+                      {"readout_values_per_16_frames": 1024, "test_accuracy_best": 0.88}]}
+    got = {c.split(": ", 1)[1]: ok for c, ok, _ in reproduce.claims(s4, f3)}
+    assert got["binary 1-CNN PixelRNN at least as accurate as binary LSTM and GRU"] is True
+    assert got["32-bit 1-CNN PixelRNN within 3 points of the best 32-bit cell at less "
+               "memory"] is False   # 0.80 against LSTM's 0.90
+    assert got["binary 1-CNN PixelRNN above the cameras"] is True
+    assert got["accuracy holds down to about 1,000 readout values"] is True
+
+
+@pytest.mark.slow
+def test_reproduce_at_the_test_scale_then_resume(tmp_path):
+    env, wd, cmd = _command(tmp_path)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "reproduce [7/7]" in proc.stderr and "ETA" in proc.stderr
+    report = (wd / "report.md").read_text()
+    for section in ("## Table 1", "## Table S4 and Fig. S1, gesture",
+                    "## Table S4 and Fig. S1, lips", "## Fig. 3, gesture", "## Fig. 3, lips",
+                    "## Table 3 on the simulated sensor", "## Deviations from the paper"):
+        assert section in report, section
+    assert deviations.markdown() in report
+    assert (wd / "table_s4" / "gesture" / "accuracy_vs_memory.png").stat().st_size > 1000
+    plan = json.loads((wd / "plan.json").read_text())
+    assert len(plan["jobs"]) == 7 and all(os.path.exists(j["run_dir"]) for j in plan["jobs"])
+    t0 = time.perf_counter()   # every job finished: the rerun only rewrites the report
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "done in" not in again.stderr
+    assert time.perf_counter() - t0 < 120
+    assert (wd / "report.md").read_text() == report
+
+
+def test_readme_lists_the_deviations():
+    assert deviations.markdown() in (REPO / "README.md").read_text()
