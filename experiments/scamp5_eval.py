@@ -8,9 +8,9 @@
 For each run the training set goes through the simulated sensor twice, the linear decoder is
 fine-tuned on the first pass, and the table gives train accuracy on both passes and test
 accuracy (`pixelrnn_jax.paper.table3`). --sensor_mode=chip runs the authors' program as it
-really runs on the SCAMP-5, with the non-idealities calibrated to real readouts
-(--chip_calibration: a chip_calibration.json of experiments/sim2real.py; default the
-built-in calibration). Writes results.json and table.md.
+really runs on the SCAMP-5 (on the register-level machine; chip_fast: its fast emulation).
+Every program runs on one error model: --calibration, a calibration.json of
+experiments/calibrate_sensor.py, default the shipped one. Writes results.json and table.md.
 """
 from __future__ import annotations
 
@@ -31,9 +31,10 @@ flags.DEFINE_integer("batch_size", 32, "Videos per simulated batch.")
 flags.DEFINE_float("weight_decay", 1e-3, "Weight decay of the fine-tuned decoder.")
 flags.DEFINE_integer("seed", 0, "Seed of the sensor noise draws.")
 flags.DEFINE_enum("sensor_mode", "ideal", list(scamp5.PROGRAMS),
-                  "ideal: the paper's program; chip: the program as it runs on the real chip.")
-flags.DEFINE_string("chip_calibration", None, "chip_calibration.json of experiments/sim2real.py "
-                    "(default: the built-in calibration).")
+                  "ideal: the paper's program; chip: the program as it runs on the real chip "
+                  "(machine); chip_fast: its fast emulation.")
+flags.DEFINE_string("calibration", "default", "calibration.json of experiments/"
+                    "calibrate_sensor.py, or 'default' (the shipped one).")
 
 
 def main(argv):
@@ -42,7 +43,7 @@ def main(argv):
     names = F.names or [Path(r).name for r in F.runs]
     if len(names) != len(F.runs):
         cli.fail(f"--names has {len(names)} entries for {len(F.runs)} runs")
-    noise = table3.noise_model(F.sensor_mode, F.chip_calibration)
+    noise = table3.noise_model(F.calibration)
     rows = [{"model": name, **table3.evaluate_run(run, F.batch_size, F.weight_decay, F.seed,
                                                    F.sensor_mode, noise)}
             for name, run in zip(names, F.runs)]

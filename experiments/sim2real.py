@@ -1,20 +1,20 @@
-"""Sim-to-real: the sensor modes scored against real SCAMP-5 readouts, and the chip mode's
-non-idealities calibrated with video-level cross-validation.
+"""Sim-to-real: the sensor modes scored against real SCAMP-5 readouts with the shipped
+calibration (no refit on the scored videos), or the per-fold refit of the readout response.
 
     python experiments/sim2real.py \
         --weights=../shared/data/official_weights/cam_noise_iw10.txt \
         --frames=../shared/data/cambridge_test_frames.npz \
-        --recordings=../shared/data/cambridge_scamp5_outputs.npz --workdir=runs/sim2real
+        --recordings=../shared/data/cambridge_scamp5_outputs.npz --workdir=runs/sim2real \
+        --calibration=default
 
 --weights: the authors' text format (.txt) or the sensor header (.h). --frames: the layout of
 cambridge_test_frames.npz; --recordings: that of cambridge_scamp5_outputs.npz (or a folder of
-saved readout frames); videos are matched by name. Writes W/results.json (top level: the
-calibrated chip mode on videos it was not calibrated on; `modes` every mode, `ideal` the
-ideal mode), W/sim2real.png and W/chip_calibration.json (+ .npy), the calibration that
-`experiments/scamp5_eval.py --sensor_mode=chip --chip_calibration=...` reads.
-Measured on the 45 Cambridge videos (5-fold held out): chip calibrated correlation 0.634,
-sign agreement 0.741, transfer accuracy 0.622; ideal mode 0.069 / 0.565 / 0.178; about
-2.5 minutes on 2 CPU cores.
+saved readout frames); videos are matched by name. --calibration: "default" (the shipped
+calibration), a calibration.json of experiments/calibrate_sensor.py, or "refit" (the readout
+response refitted per fold on the framed videos). Writes W/results.json (top level: the chip
+program's `correlation`, `sign_agreement`, `transfer_accuracy`, `sim_trained_real_accuracy`,
+`real_trained_real_accuracy`, `run_to_run_correlation`; `modes` every mode) and
+W/sim2real.png (`pixelrnn_jax.sensor.scamp5.agreement`).
 """
 from __future__ import annotations
 
@@ -33,39 +33,40 @@ flags.DEFINE_string("weights", None, "The authors' weights (.txt text format or 
 flags.DEFINE_string("frames", None, "Input frames archive (layout of cambridge_test_frames.npz).")
 flags.DEFINE_string("recordings", None, "Real readouts (layout of cambridge_scamp5_outputs.npz).")
 flags.DEFINE_string("workdir", "runs/sim2real", "Where results go.")
-flags.DEFINE_list("gains", [str(v) for v in _D.gains], "Calibration grid: per-step gains.")
-flags.DEFINE_list("cnn_stds", [str(v) for v in _D.cnn_stds], "Grid: CNN threshold noise (units).")
-flags.DEFINE_list("gate_stds", [str(v) for v in _D.gate_stds], "Grid: forget-gate noise (units).")
-flags.DEFINE_integer("draws", _D.draws, "Noisy runs per grid point when choosing the noise.")
-flags.DEFINE_integer("final_draws", _D.final_draws, "Noisy runs of the expected readout.")
-flags.DEFINE_integer("folds", _D.folds, "Video-level cross-validation folds.")
-flags.DEFINE_bool("fixed_pattern", _D.fixed_pattern, "Fit a per-pixel readout offset.")
-flags.DEFINE_float("decoder_weight_decay", 1e-2, "Weight decay of the transfer decoder.")
+flags.DEFINE_string("calibration", "default",
+                    "'default', a calibration.json, or 'refit' (per-fold readout refit).")
+flags.DEFINE_integer("draws", 32, "Noisy runs averaged into the expected readout.")
+flags.DEFINE_integer("augment", 8, "Noisy runs per video the sim-trained decoder learns from.")
+flags.DEFINE_list("scales", [str(v) for v in _D.scales],
+                  "--calibration=refit: temporal-noise factors tried per fold.")
+flags.DEFINE_integer("folds", _D.folds, "--calibration=refit: video-level folds.")
+flags.DEFINE_bool("fixed_pattern", _D.fixed_pattern,
+                  "--calibration=refit: fit a per-pixel readout offset.")
 flags.DEFINE_integer("limit", None, "Use only the first N framed videos (quick checks).")
-flags.DEFINE_integer("seed", 0, "Seed of the folds and the noise draws.")
+flags.DEFINE_integer("seed", 0, "Seed of the noise draws and folds.")
 
 
 def main(argv):
     for name in ("weights", "frames", "recordings"):
         if not getattr(F, name):
             cli.fail(f"--{name} is required (see --helpfull)")
-    config = calibrate.CalibrationConfig(
-        gains=tuple(float(v) for v in F.gains), cnn_stds=tuple(float(v) for v in F.cnn_stds),
-        gate_stds=tuple(float(v) for v in F.gate_stds), draws=F.draws,
-        final_draws=F.final_draws, folds=F.folds,
-        seed=F.seed, fixed_pattern=F.fixed_pattern)
-    results = agreement.evaluate(F.weights, F.frames, F.recordings, F.workdir, config,
-                                 decoder_weight_decay=F.decoder_weight_decay, limit=F.limit)
+    refit = calibrate.CalibrationConfig(
+        scales=tuple(float(v) for v in F.scales), draws=max(2, F.draws // 2),
+        final_draws=F.draws, folds=F.folds, seed=F.seed, fixed_pattern=F.fixed_pattern)
+    results = agreement.evaluate(F.weights, F.frames, F.recordings, F.workdir,
+                                 calibration=F.calibration, draws=F.draws, augment=F.augment,
+                                 refit=refit, seed=F.seed, limit=F.limit)
     results["command"] = " ".join(sys.argv)
     path = Path(F.workdir) / "results.json"
     path.write_text(json.dumps(results, indent=2))
-    rows = [(k, v) for k, v in results["modes"].items() if k != "real"]
-    for k, v in rows:
-        t = v["transfer_accuracy"]
-        print(f"{k:28s} correlation {v['correlation']:.3f}  sign {v['sign_agreement']:.3f}  "
-              f"transfer {'-' if t is None else f'{t:.3f}'}")
-    real = results["modes"]["real"]["transfer_accuracy"]
-    print(f"real readouts through the same decoder: {real}")
+    for k, v in results["modes"].items():
+        t = v.get("transfer_accuracy")
+        print(f"{k:24s} correlation {v['correlation']:.3f}  sign {v['sign_agreement']:.3f}"
+              + ("" if t is None else f"  transfer {t:.3f}"))
+    print(f"sim-trained decoder on {results['decoders']['sim_trained_decoder']['n_test_real']} "
+          f"real readouts {results['sim_trained_real_accuracy']:.3f}, real-trained "
+          f"{results['real_trained_real_accuracy']:.3f}; run-to-run correlation "
+          f"{results['run_to_run_correlation']:.3f} (ceiling {results['correlation_ceiling']:.3f})")
     print(f"wrote {path}")
 
 

@@ -25,7 +25,7 @@ from pixelrnn_jax.sensor.recordings import SIDE, Recordings, stratified_folds, t
 from pixelrnn_jax.training import Schedule, Stepper, fit, make_optimizer
 
 __all__ = ["DecoderConfig", "LinearDecoder", "cross_validate", "fit_decoder",
-           "finetune_decoder"]
+           "select_and_fit", "finetune_decoder", "accuracy_own_statistics"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,14 +125,23 @@ def _fit_members(x: np.ndarray, y: np.ndarray, weight: np.ndarray, wds, num_clas
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, config: DecoderConfig,
-                   num_classes: int) -> list[dict]:
-    """Mean k-fold accuracy of every (margin, weight decay) on the training videos only."""
-    counts = np.bincount(y, minlength=num_classes)
-    k = min(config.folds, int(counts.min()))
+                   num_classes: int, groups: np.ndarray | None = None) -> list[dict]:
+    """Mean k-fold accuracy of every (margin, weight decay) on the training videos only.
+
+    groups: (n,) the video each row comes from, when a video gives several rows (noise
+    draws): the folds then split videos, never a video's rows.
+    """
+    if groups is None:
+        groups = np.arange(len(y))
+    names, first = np.unique(groups, return_index=True)
+    gy = np.asarray(y)[first]
+    counts = np.bincount(gy, minlength=num_classes)
+    present = counts[counts > 0]
+    k = min(config.folds, int(present.min()))
     if k < 2:
         raise ValueError(f"cross-validation needs >= 2 training videos per class; the smallest "
-                         f"class has {counts.min()}")
-    folds = stratified_folds(y, k, config.seed)
+                         f"class has {present.min()}")
+    folds = stratified_folds(gy, k, config.seed)[np.searchsorted(names, groups)]
     table = []
     for margin in config.margins:
         accs = np.zeros((len(config.weight_decays), k))
@@ -161,6 +170,25 @@ def fit_decoder(x: np.ndarray, y: np.ndarray, margin: int, weight_decay: float,
     kernel, bias = _fit_members(feats, y, np.ones(len(y)), [weight_decay], num_classes,
                                 config.steps, config.learning_rate)
     return LinearDecoder(margin, mean, std, kernel[0], bias[0])
+
+
+def select_and_fit(x: np.ndarray, y: np.ndarray, config: DecoderConfig, num_classes: int,
+                   groups: np.ndarray | None = None) -> tuple[LinearDecoder, dict]:
+    """The (margin, weight decay) of the best cross-validated accuracy on (x, y) (folds by
+    `groups`), retrained on all of it; and the chosen row of the table."""
+    table = cross_validate(x, y, config, num_classes, groups)
+    best = max(table, key=lambda r: (r["cv_accuracy"], r["weight_decay"], -r["margin"]))
+    return fit_decoder(x, y, best["margin"], best["weight_decay"], config, num_classes), best
+
+
+def accuracy_own_statistics(decoder: LinearDecoder, x, y) -> float:
+    """Accuracy of `decoder` on readouts standardised per pixel by their own statistics (no
+    labels): what a decoder trained in one domain (simulated or real readouts) sees in the
+    other once the other's pixel means and spreads are known."""
+    x = np.asarray(x, np.float32)
+    mean, std = _stats(x, decoder.margin)
+    feats = _features(x, decoder.margin, mean, std)
+    return float(((feats @ decoder.kernel + decoder.bias).argmax(-1) == np.asarray(y)).mean())
 
 
 def finetune_decoder(rec: Recordings, config: DecoderConfig) -> tuple[dict, LinearDecoder]:

@@ -3,23 +3,33 @@
     results = evaluate("cam_noise_iw10.txt", "cambridge_test_frames.npz",
                        "cambridge_scamp5_outputs.npz", "runs/sim2real")
 
-For the videos whose frames are given (matched by name with the recordings) four predictions
-are scored against the real readouts: the "ideal" mode (`pixelrnn_jax.encode`, which the
-ideal program equals), the noise-free chip mode, and the calibrated chip mode (expected
-readout over noise draws) held out (each video predicted by a calibration that never saw it,
-`calibrate.calibrate`) and in sample. Scores per mode:
+For the videos whose frames are given (matched by name with the recordings) the predictions
+are scored against their real readouts: the "ideal" mode (`pixelrnn_jax.encode`, which the
+ideal program equals), the noise-free chip program, and the chip program on the error model
+(`calibration="default"`: the shipped calibration, or a calibration file; no refit on the
+scored videos): the expected readout over `draws` noisy runs of the fast emulation.
+`calibration="refit"` scores the per-fold refit of the readout response instead
+(`calibrate.calibrate`: each video predicted by a response fitted on the other folds).
+Scores:
 
   correlation        mean over videos of the Pearson correlation over crop pixels 1..62;
   sign_agreement     mean fraction of those pixels with the same sign (model units);
-  transfer_accuracy  a linear decoder (`readout_decoder.fit_decoder`) trained on the real readouts
-                     of the official-train videos, applied to the simulated readouts, each
-                     domain standardised per pixel by its own statistics (the simulated
-                     videos' mean and std, no labels).
+  transfer_accuracy  a linear decoder trained on the real readouts of the official-train
+                     videos (settings by cross-validation on them), applied to the simulated
+                     readouts, each domain standardised per pixel by its own statistics;
+  sim_trained_real_accuracy   a decoder trained only on simulated single runs of the framed
+                     videos (`augment` noisy runs each; settings by video-level
+                     cross-validation), scored on the real readouts of every recording that
+                     is not framed, each domain standardised by its own statistics;
+  real_trained_real_accuracy  the same decoder trained on the framed videos' real readouts;
+  run_to_run_correlation  the model's two single runs against each other: the hidden state's
+                     chaos under noise; sqrt of it bounds the correlation an expected
+                     readout can reach with one real run (`correlation_ceiling`).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
+import time
 from pathlib import Path
 
 import jax
@@ -31,10 +41,13 @@ from pixelrnn_jax.core import ModelConfig, encode
 from pixelrnn_jax.sensor import authors_files as official
 from pixelrnn_jax.sensor import authors_model, readout_decoder, recordings
 from pixelrnn_jax.sensor.scamp5 import calibrate as cal
-from pixelrnn_jax.sensor.scamp5 import chip_program as chip
+from pixelrnn_jax.sensor.scamp5 import chip_facts as chip
+from pixelrnn_jax.sensor.scamp5 import chip_program
+from pixelrnn_jax.sensor.scamp5.noise import NoiseModel
+from pixelrnn_jax.sensor.units import UNITS_PER_PRODUCT
 
-__all__ = ["load_frames", "match", "transfer_decoder", "transfer_accuracy", "scores",
-           "ideal_readouts", "evaluate"]
+__all__ = ["load_frames", "match", "scores", "ideal_readouts", "noise_model", "evaluate",
+           "decoder_accuracies"]
 
 
 def load_frames(path) -> dict:
@@ -66,36 +79,9 @@ def match(frames: dict, rec: recordings.Recordings, limit: int | None = None) ->
     return idx if limit is None else idx[:limit]
 
 
-def transfer_decoder(rec: recordings.Recordings, exclude: np.ndarray, weight_decay: float,
-                     seed: int = 0) -> tuple[readout_decoder.LinearDecoder | None, int]:
-    """The decoder on the real readouts of the official-train videos (without an official
-    split: all recorded videos except `exclude`) and their count; None when there are none."""
-    train = (rec.official_train.copy() if rec.official_train is not None
-             else np.ones(len(rec), bool))
-    train[exclude] = False
-    if train.sum() < 2 or len(np.unique(rec.labels[train])) < 2:
-        return None, 0
-    cfg = readout_decoder.DecoderConfig(seed=seed)
-    return readout_decoder.fit_decoder(rec.readouts[train], rec.labels[train], 1, weight_decay, cfg,
-                                  rec.num_classes), int(train.sum())
-
-
-def transfer_accuracy(decoder, sim, labels) -> float | None:
-    """Accuracy of `decoder` on readouts standardised by their own per-pixel statistics."""
-    if decoder is None:
-        return None
-    x = np.asarray(sim, np.float32)[:, decoder.margin:chip.SIDE - decoder.margin,
-                                    decoder.margin:chip.SIDE - decoder.margin]
-    x = x.reshape(len(x), -1)
-    std = x.std(0)
-    z = (x - x.mean(0)) / np.where(std < 1e-6, 1.0, std)
-    return float(((z @ decoder.kernel + decoder.bias).argmax(-1) == labels).mean())
-
-
-def scores(sim, real, labels, decoder) -> dict:
+def scores(sim, real) -> dict:
     return {"correlation": float(cal.correlation(sim, real).mean()),
-            "sign_agreement": float(cal.sign_agreement(sim, real).mean()),
-            "transfer_accuracy": transfer_accuracy(decoder, sim, labels)}
+            "sign_agreement": float(cal.sign_agreement(sim, real).mean())}
 
 
 def ideal_readouts(weights: official.OfficialWeights, frames: dict) -> np.ndarray:
@@ -110,11 +96,59 @@ def ideal_readouts(weights: official.OfficialWeights, frames: dict) -> np.ndarra
     return np.concatenate(out)
 
 
-def evaluate(weights_path, frames_path, recordings_path, workdir,
-             config: cal.CalibrationConfig = cal.CalibrationConfig(), *,
-             decoder_weight_decay: float = 1e-2, limit: int | None = None) -> dict:
-    """Scores the sensor modes on the framed videos; writes results.json, sim2real.png and
-    chip_calibration.json (+ .npy, the fixed pattern) into `workdir`. Returns the results."""
+def noise_model(calibration="default") -> NoiseModel:
+    """The error model of `calibration`: "default" (the shipped one) or a calibration file."""
+    return NoiseModel.from_calibration(None if calibration in (None, "default") else calibration)
+
+
+def decoder_accuracies(rec: recordings.Recordings, framed: np.ndarray, sim: np.ndarray,
+                       sim_runs: np.ndarray, config: readout_decoder.DecoderConfig) -> dict:
+    """The three decoder scores of the module docstring. framed: indices of the framed
+    videos in `rec`; sim: their expected readouts (n 64 64); sim_runs: single runs
+    (augment n 64 64), model units."""
+    ncls = rec.num_classes
+    out = {}
+    train = (rec.official_train.copy() if rec.official_train is not None
+             else np.ones(len(rec), bool))
+    train[framed] = False
+    labels = rec.labels[framed]
+    dec, best = readout_decoder.select_and_fit(rec.readouts[train], rec.labels[train], config,
+                                               ncls)
+    out["transfer_accuracy"] = readout_decoder.accuracy_own_statistics(dec, sim, labels)
+    out["transfer_decoder"] = {"n_train": int(train.sum()), "margin": best["margin"],
+                               "weight_decay": best["weight_decay"],
+                               "real_accuracy_on_framed": readout_decoder.
+                               accuracy_own_statistics(dec, rec.readouts[framed], labels)}
+    rest = np.ones(len(rec), bool)
+    rest[framed] = False
+    a, n = sim_runs.shape[:2]
+    x_sim = sim_runs.reshape(a * n, chip.SIDE, chip.SIDE)
+    y_sim = np.tile(labels, a)
+    groups = np.tile(np.arange(n), a)
+    dec_s, best_s = readout_decoder.select_and_fit(x_sim, y_sim, config, ncls, groups)
+    dec_r, best_r = readout_decoder.select_and_fit(rec.readouts[framed], labels, config, ncls)
+    real_rest, y_rest = rec.readouts[rest], rec.labels[rest]
+    out["sim_trained_real_accuracy"] = readout_decoder.accuracy_own_statistics(
+        dec_s, real_rest, y_rest)
+    out["real_trained_real_accuracy"] = readout_decoder.accuracy_own_statistics(
+        dec_r, real_rest, y_rest)
+    out["sim_trained_decoder"] = {"n_train": int(a * n), "videos": int(n), "augment": int(a),
+                                  "margin": best_s["margin"],
+                                  "weight_decay": best_s["weight_decay"],
+                                  "n_test_real": int(rest.sum())}
+    out["real_trained_decoder"] = {"n_train": int(n), "margin": best_r["margin"],
+                                   "weight_decay": best_r["weight_decay"]}
+    return out
+
+
+def evaluate(weights_path, frames_path, recordings_path, workdir, *, calibration="default",
+             draws: int = 32, augment: int = 8, refit: cal.CalibrationConfig | None = None,
+             decoder: readout_decoder.DecoderConfig = readout_decoder.DecoderConfig(),
+             seed: int = 0, limit: int | None = None) -> dict:
+    """Scores the sensor modes on the framed videos; writes results.json and sim2real.png
+    into `workdir`. calibration: "default", a calibration file, or "refit" (the per-fold
+    refit of the readout response on the default model). Returns the results."""
+    t0 = time.time()
     weights = official.load_weights(weights_path)
     frames = load_frames(frames_path)
     rec = recordings.load_recordings(recordings_path)
@@ -126,39 +160,51 @@ def evaluate(weights_path, frames_path, recordings_path, workdir,
     if not np.array_equal(labels, frames["labels"]):
         raise ValueError(f"labels of {frames_path} and {recordings_path} disagree for the same "
                          f"video names")
-    decoder, n_train = transfer_decoder(rec, idx, decoder_weight_decay, config.seed)
+    refitting = calibration == "refit"
+    noise = noise_model("default" if refitting else calibration)
     w = chip.chip_weights(weights)
-    pooled = chip.pooled_counts(w, frames["frames"])
+    video = frames["frames"]
     preds = {"ideal": ideal_readouts(weights, frames),
-             "chip_noise_free": chip.run(w, frames["frames"], noise=chip.ChipNoise())[:, -1]}
-    calib = cal.calibrate(w, pooled, real, labels, config, jax.random.key(config.seed))
-    preds["chip_calibrated_heldout"] = calib["heldout"]
-    preds["chip_calibrated_in_sample"] = calib["in_sample"]
-    modes = {k: scores(v, real, labels, decoder) for k, v in preds.items()}
-    modes["real"] = {"transfer_accuracy": transfer_accuracy(decoder, real, labels)}
+             "chip_noise_free": chip_program.run(w, video, noise=NoiseModel.ideal())[:, -1]}
+    key = jax.random.key(seed)
+    sums = chip_program.cnn_sums(w, video, noise)
+    runs = chip_program.readout_draws(w, None, noise, key, draws=max(draws, augment, 2),
+                                      sums=sums)["readout"][:, :, -1] / UNITS_PER_PRODUCT
+    sim = runs[:draws].mean(0)
+    run_to_run = float(cal.correlation(runs[0], runs[1]).mean())
+    extra = {}
+    if refitting:
+        refit = cal.CalibrationConfig(seed=seed) if refit is None else refit
+        res = cal.calibrate(w, video, real, labels, noise, refit, key, sums=sums)
+        sim = res["heldout"]
+        extra = {"refit": {"scale": res["scale"], "fold_settings": res["fold_settings"],
+                           "heldout_correlation": res["heldout_correlation"],
+                           "in_sample_correlation": res["in_sample_correlation"]}}
+    mode = "chip_refit_heldout" if refitting else "chip_calibrated"
+    preds[mode] = sim
+    modes = {k: scores(v, real) for k, v in preds.items()}
+    acc = decoder_accuracies(rec, idx, sim, runs[:augment], decoder)
+    modes[mode]["transfer_accuracy"] = acc["transfer_accuracy"]
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
-    cal.save_calibration(calib["noise"], wd / "chip_calibration.json")
     plots.save(plots.readout_comparison(
         real, {"ideal": preds["ideal"], "chip": preds["chip_noise_free"],
-               "chip calibrated (held out)": preds["chip_calibrated_heldout"]},
-        frames["names"]), wd / "sim2real.png", dpi=90)
-    heldout = modes["chip_calibrated_heldout"]
+               mode.replace("_", " "): sim}, frames["names"]), wd / "sim2real.png", dpi=90)
     results = {
-        "n_videos": int(n), **heldout, "mode": "chip_calibrated_heldout", "modes": modes,
-        "ideal": modes["ideal"],
-        "calibration": {**{k: v for k, v in dataclasses.asdict(config).items()},
-                        "chosen": dict(zip(("gain", "cnn_std", "gate_std"), calib["point"])),
-                        "noise": calib["noise"].to_dict(),
-                        "model_noise": calib["noise"].model_noise(),
-                        "folds": int(calib["folds"].max()) + 1,
-                        "fold_settings": calib["fold_settings"],
-                        "heldout_correlation": calib["heldout_correlation"],
-                        "in_sample_correlation": calib["in_sample_correlation"]},
-        "decoder": {"weight_decay": decoder_weight_decay, "margin": 1, "n_train": n_train},
-        "names": [str(v) for v in frames["names"]],
-        "weights": str(weights_path), "frames": str(frames_path),
-        "recordings": str(recordings_path),
+        "n_videos": int(n), "mode": mode, "calibration": str(calibration),
+        "noise_chip": noise.chip, **modes[mode],
+        "sim_trained_real_accuracy": acc["sim_trained_real_accuracy"],
+        "real_trained_real_accuracy": acc["real_trained_real_accuracy"],
+        "sim_to_real_ratio": (acc["sim_trained_real_accuracy"]
+                              / max(acc["real_trained_real_accuracy"], 1e-9)),
+        "run_to_run_correlation": run_to_run,
+        "correlation_ceiling": float(np.sqrt(max(run_to_run, 0.0))),
+        "modes": modes, "ideal": modes["ideal"],
+        "decoders": {k: v for k, v in acc.items() if k.endswith("decoder")},
+        "draws": int(draws), "augment": int(augment), "seed": int(seed), **extra,
+        "names": [str(v) for v in frames["names"]], "weights": str(weights_path),
+        "frames": str(frames_path), "recordings": str(recordings_path),
+        "seconds": round(time.time() - t0, 1),
     }
     (wd / "results.json").write_text(json.dumps(results, indent=2))
     return results

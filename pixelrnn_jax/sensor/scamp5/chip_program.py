@@ -1,447 +1,438 @@
-"""The PixelRNN program as it really runs on the SCAMP-5 chip: the "chip" sensor mode.
+"""The fast emulation of the chip program (`chip_machine`): the "chip_fast" sensor program.
 
-The "ideal" program (`ideal_program`) runs the paper's description and equals
-`pixelrnn_jax.encode`. The authors' program on the physical chip differs from it in ways
-that decorrelate the two readouts almost completely (0.06 Pearson for the authors' model);
-this module follows the program facts instead (the data folder's `SCAMP5_PROGRAM.md`), as a
-direct vectorised emulation on the readout image (rows Y, columns X, 0 at top-left, 4 x 4
-blocks of 64 x 64):
+The same instructions, in the same order, with the same errors (`noise.systematic`, the
+chip's pattern planes of the same registers), computed on the readout image without the
+register file, the digital bookkeeping or the per-instruction noise draws where they can be
+folded:
 
-1. Upload: a pixel is +1 where the 8-bit frame is >= 128 (the top-4-bit upload compared
-   with the 1-unit image threshold); boolean videos are taken as already binarised, float
-   videos (normalised intensities) are binarised at >= 0.
-2. CNN, 16 maps at once: the frame tiled over the 4 x 4 blocks, block (by, bx) holding
-   channel 4 bx + by. Its 25 taps give `C(Y, X) = 10 xcorr(Y - 2, X + 2)`: a cross-correlation
-   displaced 2 rows down and 2 columns left, padded by the neighbouring blocks' pixels
-   (block-circular) and by -1 at the array edge. Rows Y % 64 == 0 and columns X % 64 == 63
-   (grid lines) are never accumulated (0).
-3. ReLU, 4 x 4 max-pool, the shifts of the program and two half-scalings: RNN-input pixel
-   (u, v) of the 64 x 64 tiled map is the maximum of C over rows 4u + dy .. 4u + dy + 3,
-   columns 4v + dx .. 4v + dx + 3 with `ChipFacts.pool_offset` = (dy, dx) = (-5, 7): one
-   pixel off the PyTorch pooling windows, x_chip(u, v) ~ x_torch(u - 1, v + 2) once the input
-   lands one row up (step 4). Windows straddling a block edge mix neighbouring channels.
-   The bit is +1 where the pooled value exceeds 10 units: a single product (a tie) fails.
-4. PixelRNN on the four central blocks: x_t in block (1, 1) one row up (its first row lost,
-   its last row -1), h_{t-1} in (1, 2), both copied one block down; w_f, u_f, w_o, u_o run in
-   blocks (1, 1), (1, 2), (2, 1), (2, 2) with the same displaced taps (the register outside
-   the central blocks reads -1), grid lines 0, -80 outside rows 64..190 / columns 65..191.
-   The input terms move one block east onto the hidden terms: E = input part + hidden part.
-   f = E - 10 > 0 in block (1, 2); h <- f XNOR h (h stored as +-80 and snapped every frame,
-   so it stays binary); h is all +1 at the first frame of every 16-frame cycle.
-5. Readout: the saved crop [128:192, 128:192] of E at the cycle's last frame (crop row 0 and
-   column 63 grid lines, row 63 outside the output, column 0 -80 plus the hidden term).
+* the upload and the 25 CNN taps run once per video (not per noise draw) as mean and
+  variance: every tap's temporal noise scaled through the later taps' gains (exact for the
+  sign-dependent affine errors while a partial sum keeps its sign);
+* per draw the CNN sums are drawn from that mean and variance, then ReLU, the four
+  max-pool steps and the 1-right-1-down move run literally (their transfers and copies
+  drawn), the threshold and the digital gather as on the machine;
+* the 64-pixel moves (x and h down, the input part east) are composite affine maps of the
+  64 transfers, precomputed per chip (gain and offset per pixel and sign) plus their summed
+  variance; the gate taps run per draw as mean and variance, every decision (> 30
+  re-binarisation, the forget gate) and the readout drawn from them.
 
-Non-idealities (`ChipNoise`, fitted to real readouts by `calibrate`): the analog increment
-of one product (`gain` units per 10 requested), Gaussian noise at the two kinds of decision
-(the CNN threshold and the forget gate, std in units: the sum of the per-step noise of the
-25 or 50 accumulate steps before them), and the readout's affine response: separate gains of
-the input and hidden parts of E, a zero level, and an optional fixed pattern (per-pixel
-offset). Binary decisions make every decision site's noise independent given the
-deterministic pooled values, so a noisy run only re-draws bits; `expected_readout` averages
-`draws` runs (vmapped), the first-class prediction since the hidden state is chaotic under
-noise.
+With the noise off (`NoiseModel.ideal()`) every value is an integer and the readout equals
+the machine program's bit for bit; with only systematic errors on they agree to float
+rounding; with temporal noise the two agree in distribution (tests/test_chip_programs.py).
 
-    w = official.load_weights_text("cam_noise_iw10.txt")
-    o = scamp5.simulate(w, frames, program="chip", noise=ChipNoise())  # noise-free
-    o = chip.expected_readout(w, frames, noise, jax.random.key(0), draws=32)
-
-Readouts are in model units ((v - 127) / 10 of the 8-bit readout, `units.readout_to_model_units`),
-in the saved crop's coordinates.
+    o = scamp5.simulate(w, frames, program="chip_fast", rng=jax.random.key(0))
+    mean = chip_program.expected_readout(w, frames, noise, jax.random.key(0), draws=32)
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 from functools import partial
-from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pixelrnn_jax.core import NOISE_SITES, ModelConfig
-from pixelrnn_jax.core.quantizers import numpy_sign
-from pixelrnn_jax.sensor import authors_files as official
-from pixelrnn_jax.sensor import authors_model
-from pixelrnn_jax.sensor.scamp5.requirements import CHIP_CYCLE, CHIP_SIDE, check_fits
-from pixelrnn_jax.sensor.units import HIDDEN_UNITS, UNITS_PER_PRODUCT
+from pixelrnn_jax.core import ModelConfig
+from pixelrnn_jax.sensor.scamp5.chip_facts import (
+                                                   ARRAY,
+                                                   CYCLE,
+                                                   SIDE,
+                                                   TAP_ORDER,
+                                                   UPLOAD_BASE,
+                                                   UPLOAD_WEIGHTS,
+                                                   ChipFacts,
+                                                   ChipWeights,
+                                                   check_video,
+                                                   chip_weights,
+                                                   grid_lines,
+                                                   upload_planes,
+)
+from pixelrnn_jax.sensor.scamp5.geometry import shift_plane
+from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, mix32, systematic
+from pixelrnn_jax.sensor.scamp5.patterns import dac_plane, pattern_planes, readout_offset_plane
+from pixelrnn_jax.sensor.scamp5.requirements import check_fits
 
-__all__ = ["ChipFacts", "ChipNoise", "ChipWeights", "chip_weights", "binarize_frames",
-           "cnn_pooled", "rnn_cycle", "pooled_counts", "readout_parts", "respond", "run",
-           "expected_readout", "SIDE", "CYCLE"]
+__all__ = ["cnn_sums", "rnn_inputs", "readout_draws", "run", "expected_readout", "model_noise",
+           "SIDE", "CYCLE", "Errors", "Normals"]
 
 Array = jax.Array
-
-SIDE = CHIP_SIDE   # block side, frame side, readout side
-ARRAY = 4 * SIDE   # the 256 x 256 array
-CYCLE = CHIP_CYCLE
+POOL_STEPS = ((0, 1), (0, 2), (-1, 0), (-2, 0))
+CENTRAL = slice(SIDE, 3 * SIDE)   # rows and columns of the central blocks in the image
 
 
-@dataclasses.dataclass(frozen=True)
-class ChipFacts:
-    """The authors' on-chip program: settings of the recordings (`SCAMP5_PROGRAM.md`).
-
-    Attributes:
-      upload_threshold: 8-bit pixel value from which an uploaded pixel is +1.
-      increment: units per +-1 product requested from the DAC ("input white").
-      cnn_threshold: a pooled CNN value must exceed this many units (strictly).
-      rnn_threshold: the forget gate is E - rnn_threshold > 0 (units).
-      pool_offset: (rows, columns) of the first pixel of RNN-input pixel (0, 0)'s pooling
-        window in the displaced conv image C.
-      outside: the value (+-1) the RNN register holds outside the four central blocks.
-      cycle: frames per readout cycle (h reset to +1 at its first frame).
-    """
-
-    upload_threshold: int = 128
-    increment: float = UNITS_PER_PRODUCT
-    cnn_threshold: float = UNITS_PER_PRODUCT
-    rnn_threshold: float = UNITS_PER_PRODUCT
-    pool_offset: tuple[int, int] = (-5, 7)
-    outside: float = -1.0
-    cycle: int = CYCLE
-
-    def __post_init__(self):
-        if not 0 < self.upload_threshold <= 255:
-            raise ValueError(f"ChipFacts.upload_threshold must lie in 1..255, "
-                             f"got {self.upload_threshold}")
-        if self.increment <= 0:
-            raise ValueError(f"ChipFacts.increment must be > 0, got {self.increment}")
-        if len(self.pool_offset) != 2 or max(abs(int(v)) for v in self.pool_offset) > 12:
-            raise ValueError(f"ChipFacts.pool_offset must be two ints within +-12, "
-                             f"got {self.pool_offset}")
-        if self.cycle < 1:
-            raise ValueError(f"ChipFacts.cycle must be >= 1, got {self.cycle}")
+def _shift(x, dy, dx, fill):
+    return shift_plane(x[..., None, None, :, :], dy, dx, "block", fill)[..., 0, 0, :, :]
 
 
-@dataclasses.dataclass(frozen=True)
-class ChipNoise:
-    """Non-idealities of the chip, in units (10 = one product at the default increment).
+class Errors:
+    """The error model on an image window (the array, or the central blocks)."""
 
-    Attributes:
-      gain: units actually added per requested unit (the per-step DAC gain; thresholds stay
-        at their nominal units, so a gain below 1 turns near-ties into fails).
-      cnn_std: std of the noise at the CNN threshold (25 accumulate steps).
-      gate_std: std of the noise at the forget-gate threshold (50 steps).
-      readout_input_gain, readout_hidden_gain: response of the readout to the input and the
-        hidden part of E (relative to the program's units).
-      readout_offset: the readout's zero level (units).
-      fixed_pattern: per-pixel readout offset (64 64) in units, or None.
-      readout_std: std (units) of the readout noise beyond the decision noise, added to
-        single runs (`simulate` with a key), not to the expected readout.
+    def __init__(self, noise: NoiseModel, window: slice | None = None):
+        self.noise = noise
+        self.window = window
 
-    `ChipNoise()` is the ideal chip: unit gains, no noise, zero offset.
-    """
+    def _local(self, plane):
+        if plane is None:
+            return None
+        plane = jnp.asarray(plane)
+        return plane if self.window is None else plane[self.window, self.window]
 
-    gain: float = 1.0
-    cnn_std: float = 0.0
-    gate_std: float = 0.0
-    readout_input_gain: float = 1.0
-    readout_hidden_gain: float = 1.0
-    readout_offset: float = 0.0
-    fixed_pattern: np.ndarray | None = dataclasses.field(default=None, compare=False)
-    readout_std: float = 0.0
+    def planes(self, register: str):
+        return tuple(self._local(p) for p in pattern_planes(self.noise.pattern, (ARRAY, ARRAY),
+                                                             register))
 
-    def __post_init__(self):
-        if self.gain <= 0:
-            raise ValueError(f"ChipNoise.gain must be > 0, got {self.gain}")
-        for name in ("cnn_std", "gate_std", "readout_std"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ChipNoise.{name} must be >= 0, got {getattr(self, name)}")
-        if self.fixed_pattern is not None and np.shape(self.fixed_pattern) != (SIDE, SIDE):
-            raise ValueError(f"ChipNoise.fixed_pattern must be ({SIDE}, {SIDE}) units, got "
-                             f"{np.shape(self.fixed_pattern)}")
+    def dac(self, value):
+        n = self.noise
+        v = jnp.asarray(value, jnp.float32)
+        if n.dac_gain != 1.0:
+            v = v * jnp.float32(n.dac_gain)
+        if n.dac_offset:
+            v = v + jnp.float32(n.dac_offset)
+        plane = self._local(dac_plane(n.pattern, (ARRAY, ARRAY)))
+        return v if plane is None else v * plane
 
-    @property
-    def random(self) -> bool:
-        return self.cnn_std > 0 or self.gate_std > 0
+    def clip(self, v):
+        if self.noise.saturation is None:
+            return v
+        lo, hi = self.noise.saturation
+        return jnp.clip(v, lo, hi)
 
-    @classmethod
-    def calibrated(cls) -> "ChipNoise":
-        """The calibration to the 45 Cambridge videos with real readouts (`experiments/
-        sim2real.py`, all videos, fixed pattern left out): the chip as a run sees it."""
-        return cls(gain=1.0, cnn_std=3.0, gate_std=4.0, readout_input_gain=0.456,
-                   readout_hidden_gain=0.279, readout_offset=8.16, readout_std=38.0)
+    def slope(self, name: str, register: str, r):
+        """d out / d r of the instruction's systematic error (the gain its noise sees)."""
+        err = self.noise.instruction(name)
+        g, gn, _ = self.planes(register)
+        up = jnp.float32(1.0 - err.loss) + (0.0 if g is None else g)
+        down = jnp.float32(1.0 - err.negative_loss) + (0.0 if gn is None else gn)
+        return jnp.where(r >= 0, up, down)
 
-    @classmethod
-    def from_op_std(cls, op_std: float, **kw) -> "ChipNoise":
-        """Decision-site noise from a per-accumulate-step std: 25 steps before the CNN
-        threshold, 50 (two 25-tap kernels) before the forget gate."""
-        return cls(cnn_std=op_std * 5.0, gate_std=op_std * math.sqrt(50.0), **kw)
+    def var(self, name: str) -> float:
+        err = self.noise.instruction(name)
+        return float(err.std ** 2 + err.column_std ** 2)
 
-    def replace(self, **changes) -> "ChipNoise":
-        return dataclasses.replace(self, **changes)
+    def mean(self, name: str, register: str, r):
+        return self.clip(systematic(self.noise.instruction(name), r, self.planes(register)))
 
-    def model_noise(self, increment: float = UNITS_PER_PRODUCT) -> dict:
-        """The model's noise sites (`ModelConfig` fields, model units: one product = 1) that
-        match this chip, for noise-aware training: the CNN and gate noise relative to one
-        product's analog increment, the readout noise relative to the readout's input gain.
-        The upload's 16 levels lie >= 8 units from its threshold: no input noise."""
-        step = increment * self.gain
-        out_gain = max(self.readout_input_gain * self.gain, 1e-6)
-        return dict(zip(NOISE_SITES, (0.0, self.cnn_std / step, self.gate_std / step,
-                                      self.readout_std / (increment * out_gain))))
+    def propagate(self, name: str, register: str, r, var):
+        """(mean, variance) of the instruction's result on an exact value r of variance var."""
+        v = self.var(name)
+        if var is not None and not (isinstance(var, float) and var == 0.0):
+            v = v + self.slope(name, register, r) ** 2 * var
+        return self.mean(name, register, r), v
 
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-             if f.name != "fixed_pattern"}
-        d["fixed_pattern"] = None if self.fixed_pattern is None else "per-pixel (64 x 64)"
-        return {k: (float(v) if isinstance(v, (int, float, np.floating)) else v)
-                for k, v in d.items()}
+    def draw(self, name: str, register: str, r, normals):
+        """One execution of the instruction on r: its error, temporal and column noise."""
+        err = self.noise.instruction(name)
+        out = systematic(err, r, self.planes(register))
+        if normals is not None and (err.std > 0 or err.column_std > 0):
+            if err.std > 0:
+                out = out + err.std * normals(jnp.shape(out))
+            if err.column_std > 0:
+                out = out + err.column_std * normals(jnp.shape(out)[:-2] + (1, jnp.shape(out)[-1]))
+        return self.clip(out)
 
 
-class ChipWeights(NamedTuple):
-    """The kernels as the chip holds them: per-tap sign planes (5 5 H W) float32 +-1."""
+class Normals:
+    """N(0, 1) samples read from a bank: every call a window at an offset, with a sign,
+    hashed from the stream and the call's count (the machine's noise bank, see `noise`)."""
 
-    cnn: Array    # (5, 5, 256, 256): block (by, bx) holds channel 4 bx + by
-    cell: Array   # (5, 5, 128, 128): w_f, u_f / w_o, u_o in the central 2 x 2 blocks
+    def __init__(self, bank: Array, stream: Array):
+        self.bank, self.stream, self.count = bank, jnp.asarray(stream, jnp.uint32), 0
 
+    def child(self, index) -> "Normals":
+        return Normals(self.bank, mix32(self.stream ^ mix32(
+            jnp.asarray(index, jnp.uint32) * jnp.uint32(0x9E3779B9) + jnp.uint32(0x7F4A7C15))))
 
-def _sign(a) -> np.ndarray:
-    # the used slots of the authors' headers hold only +-1; sign(0) = +1 as in the model
-    return numpy_sign(a).astype(np.float32)
-
-
-def _block_planes(kernels: np.ndarray) -> np.ndarray:
-    """(gy, gx, 5, 5) -> (5, 5, gy*64, gx*64): every block filled with its kernel's taps."""
-    k = np.transpose(kernels, (2, 3, 0, 1))
-    return np.repeat(np.repeat(k, SIDE, 2), SIDE, 3)
-
-
-def chip_weights(weights) -> ChipWeights:
-    """The weight planes of the chip from `official.OfficialWeights`, a weight file (.txt the
-    authors' text format, .h the sensor header) or this library's model variables."""
-    if isinstance(weights, (str, Path)):
-        weights = official.load_weights(weights)
-    elif isinstance(weights, dict):
-        weights = authors_model.from_variables(weights)
-    if not isinstance(weights, official.OfficialWeights):
-        raise TypeError(f"weights must be OfficialWeights, a weight file path or model "
-                        f"variables, got {type(weights).__name__}")
-    if weights.conv2 is not None:
-        raise ValueError("the chip program runs one CNN layer; these weights have two")
-    conv = np.asarray(weights.conv1)
-    if conv.shape != (16, 5, 5):
-        raise ValueError(f"conv1 must be (16, 5, 5), got {conv.shape}")
-    cnn = np.zeros((4, 4, 5, 5), np.float32)
-    for by in range(4):
-        for bx in range(4):
-            cnn[by, bx] = _sign(conv[4 * bx + by])
-    cell = np.stack([np.stack([_sign(weights.w_f), _sign(weights.u_f)]),
-                     np.stack([_sign(weights.w_o), _sign(weights.u_o)])])
-    return ChipWeights(jnp.asarray(_block_planes(cnn)), jnp.asarray(_block_planes(cell)))
+    def __call__(self, shape) -> Array:
+        n = int(np.prod(shape))
+        self.count += 1
+        h = mix32(self.stream + jnp.uint32(self.count * 0x85EBCA6B % (1 << 32)))
+        offset = (h % jnp.uint32(self.bank.shape[0] - n + 1)).astype(jnp.int32)
+        sign = jnp.where((mix32(h ^ jnp.uint32(0x27D4EB2F)) & 1) == 1, 1.0, -1.0)
+        return jax.lax.dynamic_slice(self.bank, (offset,), (n,)).reshape(shape) * sign
 
 
-# ----------------------------------------------------------------------------- inputs
+def _sample(mean, var, normals):
+    if normals is None or (isinstance(var, float) and var == 0.0):
+        return mean
+    return mean + jnp.sqrt(var) * normals(jnp.shape(mean))
 
 
-def binarize_frames(video, facts: ChipFacts = ChipFacts()) -> np.ndarray:
-    """(... H W) -> bool, True = +1: uint8 frames by the upload rule (>= upload_threshold),
-    bool as given, float normalised intensities at >= 0 (the model's sign)."""
-    v = np.asarray(video)
-    if v.dtype == np.bool_:
+# ----------------------------------------------------------------------------- CNN
+
+
+def _taps(ops: Errors, register: str, bits, planes, valid, increment: float, fill: bool):
+    """Mean and variance of the 25 taps' accumulator (the machine's `_taps`)."""
+    inc = ops.dac(increment)
+    acc, var = ops.propagate("reset", register, jnp.zeros(bits.shape, jnp.float32), None)
+    acc = jnp.broadcast_to(acc, bits.shape)
+    for i, j in TAP_ORDER:
+        p = ~(_shift(bits, i - 4, j, fill) ^ planes[i, j])
+        new, nv = ops.propagate("add_const", register, acc + jnp.where(p, inc, -inc), var)
+        acc, var = jnp.where(valid, new, acc), jnp.where(valid, nv, var)
+    return acc, var
+
+
+@partial(jax.jit, static_argnames=("noise", "facts"))
+def _cnn_jit(w: ChipWeights, frames, noise: NoiseModel, facts: ChipFacts):
+    ops = Errors(noise)
+    if frames.ndim == 5:   # (4, b, t, 64, 64) bit-planes: the analog rebuild
+        tile = jnp.tile(frames, (1, 1, 1, 4, 4))
+        up, _ = ops.propagate("load", "A", ops.dac(UPLOAD_BASE) + jnp.zeros(tile.shape[1:]),
+                              None)
+        for i, wt in enumerate(UPLOAD_WEIGHTS):
+            up = jnp.where(tile[i], ops.mean("add_const", "A", up + ops.dac(wt)), up)
+        bits = up > facts.upload_threshold
+    else:
+        bits = jnp.tile(frames, (1, 1, 4, 4))
+    valid = ~jnp.asarray(grid_lines(ARRAY))
+    return _taps(ops, "A", bits, w.cnn > 0, valid, facts.increment, False)
+
+
+def cnn_sums(weights, video, noise: NoiseModel, facts: ChipFacts = ChipFacts(),
+             batch: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance (b t 256 256, units) of the CNN accumulator after the 25 taps."""
+    v = check_video(video, facts)
+    w = chip_weights(weights)
+    means, vars_ = [], []
+    for s in range(0, len(v), batch):
+        part = v[s:s + batch]
+        part = upload_planes(part) if part.dtype == np.uint8 else (
+            part if part.dtype == np.bool_ else part >= 0)
+        m, var = _cnn_jit(w, jnp.asarray(part), noise, facts)
+        means.append(np.asarray(m))
+        vars_.append(np.asarray(jnp.broadcast_to(var, m.shape)))
+    return np.concatenate(means), np.concatenate(vars_)
+
+
+def rnn_inputs(mean, var, normals: Normals | None, noise: NoiseModel, facts: ChipFacts):
+    """One draw of the RNN input bits (64 64) from the CNN sums (256 256) of one frame:
+    ReLU, max-pool, the move and the threshold executed, the gather, the row up."""
+    ops = Errors(noise)
+
+    def nxt():
+        return normals
+
+    a = _sample(mean, var, nxt())
+    reset = ops.draw("reset", "A", jnp.zeros_like(a), nxt())
+    a = jnp.where(a >= 0, a, reset)
+
+    def hops(v, dy, dx, register):
+        for _ in range(abs(dy)):
+            v = ops.draw("transfer", register, _shift(v, int(np.sign(dy)), 0, 0.0), nxt())
+        for _ in range(abs(dx)):
+            v = ops.draw("transfer", register, _shift(v, 0, int(np.sign(dx)), 0.0), nxt())
         return v
-    if v.dtype == np.uint8:
-        return v >= facts.upload_threshold
-    if np.issubdtype(v.dtype, np.floating):
-        return v >= 0
-    raise ValueError(f"video must be uint8 frames, bool binarised frames or float intensities, "
-                     f"got {v.dtype}")
+
+    for dy, dx in POOL_STEPS:
+        b = hops(a, dy, dx, "B")
+        a = jnp.where(b > a, ops.draw("copy", "A", b, nxt()), a)
+    a = hops(a, -1, -1, "A")
+    bits = a > facts.cnn_threshold
+    r0, c0 = facts.anchor
+    x = _shift(bits, r0, c0, False)[..., ::4, ::4]
+    return _shift(x, 1, 0, False)
 
 
-def _check_video(b: np.ndarray, facts: ChipFacts) -> None:
-    if b.ndim != 4 or b.shape[-2:] != (SIDE, SIDE):
-        raise ValueError(f"video must be (videos, frames, {SIDE}, {SIDE}) (the chip's 64 x 64 "
-                         f"upload), got shape {b.shape}")
-    if b.shape[1] % facts.cycle:
-        raise ValueError(f"video has {b.shape[1]} frames, not a multiple of the program's "
-                         f"{facts.cycle}-frame cycle")
+# ----------------------------------------------------------------------------- RNN
 
 
-# ----------------------------------------------------------------------------- the program
+class _Chain:
+    """The composite of n unit transfers into one register: out = gain[s] * in(p - path) +
+    offset[s], variance var[s], for the source's sign s (0: >= 0, 1: < 0)."""
+
+    def __init__(self, gain, offset, var):
+        self.gain, self.offset, self.var = gain, offset, var
+
+    def apply(self, src, var_src, dy, dx):
+        s = (_shift(src, dy, dx, 0.0) < 0).astype(jnp.int32)
+        pick = lambda a: jnp.where(s == 1, a[1], a[0])  # noqa: E731
+        g = pick(self.gain)
+        moved = _shift(src, dy, dx, 0.0)
+        vs = 0.0 if isinstance(var_src, float) and var_src == 0.0 else _shift(
+            jnp.broadcast_to(var_src, src.shape), dy, dx, 0.0)
+        return g * moved + pick(self.offset), g * g * vs + pick(self.var)
 
 
-def _grid_lines(n: int) -> np.ndarray:
-    y = np.arange(n)
-    return (y[:, None] % SIDE == 0) | (y[None, :] % SIDE == SIDE - 1)
+def _chain(ops: Errors, register: str, n: int, uy: int, ux: int) -> _Chain:
+    err = ops.noise.instruction("transfer")
+    g, gn, off = ops.planes(register)
+    shape = (2 * SIDE, 2 * SIDE)
+    out = []
+    for keep, pg in ((1.0 - err.loss, g), (1.0 - err.negative_loss, gn)):
+        k = jnp.float32(keep) + (0.0 if pg is None else pg)
+        a, b, v = jnp.ones(shape), jnp.zeros(shape), jnp.zeros(shape)
+        for _ in range(n):   # the value now at p came from p + (uy, ux) one hop earlier
+            a = _shift(a, uy, ux, 0.0) * k
+            b = _shift(b, uy, ux, 0.0) * k - jnp.float32(err.offset) + (0.0 if off is None
+                                                                        else off)
+            v = _shift(v, uy, ux, 0.0) * k * k + err.std ** 2 + err.column_std ** 2
+        out.append((jnp.broadcast_to(a, shape), jnp.broadcast_to(b, shape), v))
+    return _Chain(*(jnp.stack(t) for t in zip(*out)))
 
 
-def _displaced_xcorr(planes: Array, image: Array, fill: float) -> Array:
-    """sum_taps w_(Y, X)[i, j] * image(Y - 4 + i, X + j): the chip's 25-tap loop, i.e. the
-    cross-correlation displaced 2 rows down and 2 columns left; `fill` beyond the image."""
-    n = image.shape[-1]
-    lead = [(0, 0)] * (image.ndim - 2)
-    pad = jnp.pad(image, lead + [(4, 0), (0, 4)], constant_values=fill)
-    return sum(planes[i, j] * pad[..., i:i + n, j:j + n] for i in range(5) for j in range(5))
+def _rnn_draw(w: ChipWeights, x, normals: Normals | None, noise: NoiseModel,
+              facts: ChipFacts, chains):
+    """One noisy run of the RNN over one video's inputs x (t 64 64) bool -> the readout
+    (t/cycle 64 64) units, the moved input part and the hidden part of E there."""
+    ops = Errors(noise, CENTRAL)
+    hu, bt = facts.hidden_units, facts.binarize_threshold
+    n = 2 * SIDE
+    valid = ~jnp.asarray(grid_lines(n, SIDE))
+    outside = np.zeros((n, n), bool)
+    outside[n - 1, :] = True
+    outside[:, 0] = True
+    outside = jnp.asarray(outside)
+    south, east = (_Chain(*c) for c in chains)
+    planes = w.cell > 0
+    load_hi = ops.propagate("load", "D", ops.dac(hu) + jnp.zeros((n, n)), None)
+    load_lo = ops.propagate("load", "D", ops.dac(-hu) + jnp.zeros((n, n)), None)
+    minus = ops.propagate("load", "C", ops.dac(-hu) + jnp.zeros((n, n)), None)
+    readout = noise.readout
+    rplane = readout_offset_plane(noise.pattern.seed, readout, (ARRAY, ARRAY))
+    rplane = None if rplane is None else jnp.asarray(rplane)[2 * SIDE:3 * SIDE,
+                                                             2 * SIDE:3 * SIDE]
+
+    def frame(h, inp):
+        x_t, i, first = inp
+        k = [None] * 6 if normals is None else [normals.child(6 * i + j) for j in range(6)]
+        h = jnp.where(first, True, h)
+        top = jnp.concatenate([x_t, h], -1)                               # (64, 128)
+        lv = jnp.where(jnp.concatenate([top, top], 0), load_hi[0], load_lo[0])
+        lvar = jnp.where(jnp.concatenate([top, top], 0), load_hi[1], load_lo[1])
+        moved, mvar = south.apply(lv, lvar, -SIDE, 0)
+        cell = jnp.concatenate([(_sample(lv, lvar, k[0]) > bt)[:SIDE],
+                                (_sample(moved, mvar, k[1]) > bt)[SIDE:]], 0)
+        acc, var = _taps(ops, "C", cell, planes, valid, facts.increment, False)
+        acc = jnp.where(outside, minus[0], acc)
+        var = jnp.where(outside, minus[1], var)
+        part, pvar = east.apply(acc, var, 0, -SIDE)
+        e, evar = ops.propagate("add", "C", acc + part, var + pvar)
+        e = jnp.where(jnp.arange(n) >= SIDE, e, acc)
+        evar = jnp.where(jnp.arange(n) >= SIDE, evar, var)
+        f = _sample(e, evar, k[2])[:SIDE, SIDE:] > facts.rnn_threshold
+        out = _sample(e, evar, k[3])[SIDE:, SIDE:]
+        if not readout.ideal:
+            out = jnp.float32(readout.zero) + jnp.float32(readout.gain) * out
+            if rplane is not None:
+                out = out + rplane
+            if normals is not None:
+                if readout.std > 0:
+                    out = out + readout.std * k[4]((SIDE, SIDE))
+                if readout.column_std > 0:
+                    out = out + readout.column_std * k[5]((1, SIDE))
+            if readout.quantize:
+                out = jnp.clip(jnp.round(out), -127.0, 128.0)
+        return ~(f ^ h), (out, part[SIDE:, SIDE:], acc[SIDE:, SIDE:])
+
+    t = x.shape[0]
+    firsts = jnp.arange(t) % facts.cycle == 0
+    _, (e, part, hid) = jax.lax.scan(frame, jnp.ones((SIDE, SIDE), bool),
+                                     (x, jnp.arange(t), firsts))
+    sel = slice(facts.cycle - 1, None, facts.cycle)
+    return e[sel], part[sel], hid[sel]
 
 
-def cnn_pooled(w: ChipWeights, bits: Array, facts: ChipFacts = ChipFacts()) -> Array:
-    """Pooled CNN values in products (... 64 64) of binarised frames (... 64 64) bool.
-
-    The RNN-input pixel's pooled count before the threshold: >= 0 (ReLU); the chip passes
-    it where `increment * gain * count > cnn_threshold`.
-    """
-    img = jnp.tile(jnp.where(bits, 1.0, -1.0), (4, 4))
-    c = _displaced_xcorr(w.cnn, img, -1.0)
-    c = jnp.maximum(jnp.where(_grid_lines(ARRAY), 0.0, c), 0.0)
-    dy, dx = facts.pool_offset
-    r = 16
-    lead = [(0, 0)] * (c.ndim - 2)
-    c = jnp.pad(c, lead + [(r, r), (r, r)])[..., r + dy:r + dy + ARRAY, r + dx:r + dx + ARRAY]
-    return c.reshape(*c.shape[:-2], SIDE, 4, SIDE, 4).max(axis=(-3, -1))
-
-
-_RNN_GRID = _grid_lines(2 * SIDE)
-_RNN_OUTSIDE = (np.arange(2 * SIDE)[:, None] == 2 * SIDE - 1) | (np.arange(2 * SIDE)[None] == 0)
-
-
-def _decide(value: Array, threshold: float, std: float, key) -> Array:
-    if std > 0:
-        value = value + std * jax.random.normal(key, value.shape, value.dtype)
-    return value > threshold
-
-
-def rnn_cycle(w: ChipWeights, x: Array, noise: ChipNoise, facts: ChipFacts,
-              key: Array | None) -> tuple[Array, Array]:
-    """One readout cycle on the central blocks: x (t 64 64) +-1 RNN inputs (tiled map) ->
-    the input and hidden parts of E (units, at gain 1) at the cycle's last frame, crop
-    coordinates. `key` draws the forget-gate noise (None when gate_std == 0)."""
-    xb = jnp.concatenate([x[:, 1:], jnp.full_like(x[:, :1], -1.0)], 1)   # lands one row up
-    g = noise.gain
-    steps = xb.shape[0]
-    keys = (jax.random.split(key, steps) if noise.gate_std > 0
-            else jnp.zeros((steps, 2), jnp.uint32))
-
-    def parts(x_t, h):
-        reg = jnp.concatenate([jnp.concatenate([x_t, x_t], 0), jnp.concatenate([h, h], 0)], 1)
-        acc = facts.increment * _displaced_xcorr(w.cell, reg, facts.outside)
-        acc = jnp.where(_RNN_GRID, 0.0, acc)
-        acc = jnp.where(_RNN_OUTSIDE, -HIDDEN_UNITS, acc)
-        return acc[:, :SIDE], acc[:, SIDE:]
-
-    def step(h, inp):
-        x_t, k = inp
-        a_in, a_h = parts(x_t, h)
-        e = g * (a_in + a_h)[:SIDE]
-        f = _decide(e, facts.rnn_threshold, noise.gate_std, k)
-        return jnp.where(f, h, -h), None
-
-    h0 = jnp.ones((SIDE, SIDE), jnp.float32)
-    h, _ = jax.lax.scan(step, h0, (xb[:-1], keys[:-1]))
-    a_in, a_h = parts(xb[-1], h)
-    return a_in[SIDE:], a_h[SIDE:]
-
-
-def _video_parts(w, pooled, noise, facts, key):
-    """pooled (t 64 64) counts of one video -> input and hidden parts (t/cycle 64 64)."""
-    t = pooled.shape[0]
-    k_cnn, k_gate = jax.random.split(key) if key is not None else (None, None)
-    units = facts.increment * noise.gain * pooled
-    x = jnp.where(_decide(units, facts.cnn_threshold, noise.cnn_std, k_cnn), 1.0, -1.0)
-    n = t // facts.cycle
-    x = x.reshape(n, facts.cycle, SIDE, SIDE)
-    kg = (jax.random.split(k_gate, n) if k_gate is not None
-          else jnp.zeros((n, 2), jnp.uint32))
-    def one(xc, kc):
-        return rnn_cycle(w, xc, noise, facts, kc if noise.gate_std > 0 else None)
-
-    return jax.vmap(one)(x, kg)
-
-
-@partial(jax.jit, static_argnames=("facts",))
-def _pooled_jit(w, bits, facts):
-    return jax.vmap(jax.vmap(lambda f: cnn_pooled(w, f, facts)))(bits)
+@partial(jax.jit, static_argnames=("noise",))
+def _chains_jit(noise: NoiseModel):
+    ops = Errors(noise, CENTRAL)
+    return tuple((c.gain, c.offset, c.var) for c in
+                 (_chain(ops, "E", SIDE, -1, 0), _chain(ops, "E", SIDE, 0, -1)))
 
 
 @partial(jax.jit, static_argnames=("noise", "facts", "draws"))
-def _parts_jit(w, pooled, keys, noise, facts, draws):
-    """pooled (b t 64 64); keys (draws b) or None -> parts (draws b t/cycle 64 64) each."""
-    if keys is None:
-        one = lambda p: _video_parts(w, p, noise, facts, None)  # noqa: E731
-        a_in, a_h = jax.vmap(one)(pooled)
-        return a_in[None], a_h[None]
-    per_video = jax.vmap(lambda p, k: _video_parts(w, p, noise, facts, k))
-    return jax.vmap(per_video, in_axes=(None, 0))(pooled, keys)
+def _draws_jit(w, mean, var, key, chains, noise: NoiseModel, facts: ChipFacts, draws: int):
+    """-> readouts, parts: (draws b t/cycle 64 64) each."""
+    bank_key, stream_key = jax.random.split(key)
+    bank = jax.random.normal(bank_key, (16 * ARRAY * ARRAY,), jnp.float32)
+    root = Normals(bank, jax.random.bits(stream_key, (), jnp.uint32))
+    b, t = mean.shape[:2]
+
+    def one(m, v, d, i):
+        src = root.child(d).child(i)
+        x = jax.vmap(lambda mm, vv, f: rnn_inputs(mm, vv, src.child(1 << 16).child(f), noise,
+                                                  facts))(m, v, jnp.arange(t))
+        return _rnn_draw(w, x, src.child(1 << 17), noise, facts, chains)
+
+    # draws one after another: their intermediates are the size of the videos' CNN sums
+    return jax.lax.map(lambda d: jax.vmap(one, in_axes=(0, 0, None, 0))(
+        mean, var, d, jnp.arange(b)), jnp.arange(draws))
 
 
-def readout_parts(weights, video, noise: ChipNoise = ChipNoise(), rng: Array | None = None, *,
-                  draws: int = 1, facts: ChipFacts = ChipFacts(), batch: int = 64,
-                  pooled: Array | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The input and hidden parts of E (units, before the readout response) of `draws` noisy
-    runs: two arrays (draws b t/cycle 64 64). Noise-free (one draw) without decision noise.
+@partial(jax.jit, static_argnames=("noise", "facts"))
+def _clean_jit(w, mean, chains, noise: NoiseModel, facts: ChipFacts):
+    def one(m):
+        x = jax.vmap(lambda mm: rnn_inputs(mm, 0.0, None, noise, facts))(m)
+        return _rnn_draw(w, x, None, noise, facts, chains)
 
-    `pooled`: the CNN's pooled counts (`pooled_counts`) when already computed.
-    """
-    w = weights if isinstance(weights, ChipWeights) else chip_weights(weights)
-    if pooled is None:
-        pooled = pooled_counts(w, video, facts)
+    return jax.vmap(one)(mean)
+
+
+def readout_draws(weights, video, noise: NoiseModel, rng=None, *, draws: int = 1,
+                  facts: ChipFacts = ChipFacts(), batch: int = 4, sums=None) -> dict:
+    """`draws` noisy runs: {"readout" (read-out units), "input_part", "hidden_part" (units,
+    E's two parts at the readout)}, each (draws b t/cycle 64 64). One draw without temporal
+    noise. `sums`: `cnn_sums` of the videos when already computed."""
+    w = chip_weights(weights)
+    mean, var = cnn_sums(w, video, noise, facts) if sums is None else sums
     if noise.random and rng is None:
-        raise ValueError("the chip noise model has decision noise: pass rng=jax.random.key(..)"
-                         ", or chip.ChipNoise() for the noise-free program")
-    if not noise.random:
-        draws = 1
-    static = noise.replace(fixed_pattern=None, readout_std=0.0)
-    ins, hids = [], []
-    for s in range(0, pooled.shape[0], batch):
-        p = pooled[s:s + batch]
-        keys = None
+        raise ValueError("the noise model has temporal noise: pass rng=jax.random.key(..), or "
+                         "noise=NoiseModel.ideal() for the noise-free program")
+    chains = _chains_jit(noise)
+    outs = []
+    for s in range(0, len(mean), batch):
+        m, v = jnp.asarray(mean[s:s + batch]), jnp.asarray(var[s:s + batch])
         if noise.random:
-            keys = jax.random.split(jax.random.fold_in(rng, s), (draws, p.shape[0]))
-        a_in, a_h = _parts_jit(w, jnp.asarray(p), keys, static, facts, draws)
-        ins.append(np.asarray(a_in))
-        hids.append(np.asarray(a_h))
-    return np.concatenate(ins, 1), np.concatenate(hids, 1)
+            key = jax.random.fold_in(rng, s)
+            outs.append([np.asarray(a) for a in _draws_jit(w, m, v, key, chains, noise, facts,
+                                                           draws)])
+        else:
+            outs.append([np.asarray(a)[None] for a in _clean_jit(w, m, chains, noise, facts)])
+    names = ("readout", "input_part", "hidden_part")
+    return {k: np.concatenate([o[i] for o in outs], 1) for i, k in enumerate(names)}
 
 
-def pooled_counts(weights, video, facts: ChipFacts = ChipFacts(), batch: int = 16) -> np.ndarray:
-    """Deterministic CNN pooled counts (b t 64 64) of a video batch (see `binarize_frames`)."""
-    w = weights if isinstance(weights, ChipWeights) else chip_weights(weights)
-    bits = binarize_frames(video, facts)
-    if bits.ndim == 3:
-        bits = bits[None]
-    _check_video(bits, facts)
-    out = [np.asarray(_pooled_jit(w, jnp.asarray(bits[s:s + batch]), facts))
-           for s in range(0, len(bits), batch)]
-    return np.concatenate(out)
-
-
-def respond(a_in, a_h, noise: ChipNoise, rng: Array | None = None) -> np.ndarray:
-    """The readout (model units) of E's parts: gains, zero level, fixed pattern."""
-    units = (noise.readout_offset + noise.gain * (noise.readout_input_gain * np.asarray(a_in)
-                                                  + noise.readout_hidden_gain * np.asarray(a_h)))
-    if noise.fixed_pattern is not None:
-        units = units + np.asarray(noise.fixed_pattern, np.float32)
-    if rng is not None and noise.readout_std > 0:
-        units = units + noise.readout_std * np.asarray(jax.random.normal(rng, units.shape))
-    return (units / UNITS_PER_PRODUCT).astype(np.float32)
-
-
-def run(weights, video, config: ModelConfig | None = None, *, noise: ChipNoise | None = None,
+def run(weights, video, config: ModelConfig | None = None, *, noise: NoiseModel | None = None,
         rng: Array | None = None, options: ChipFacts | None = None) -> np.ndarray:
-    """One run of the chip program: (b t 64 64) frames -> (b t/cycle 64 64) readouts in model
-    units (a single (t 64 64) video gives (t/cycle 64 64)). Noise-free with `ChipNoise()`;
-    the default `noise` is the calibrated chip (`ChipNoise.calibrated()`). `options`: the
-    program's facts (`ChipFacts`). `config`: the model, checked to fit the chip program
-    (default: the binary 1-CNN PixelRNN the weights describe)."""
+    """One run of the fast chip program: (b t 64 64) frames -> (b t/cycle 64 64) readouts in
+    model units (a single (t 64 64) video gives (t/cycle 64 64)). noise: default the shipped
+    calibration; options: `ChipFacts`."""
     check_fits(ModelConfig() if config is None else config, "chip")
-    noise = ChipNoise.calibrated() if noise is None else noise
+    noise = NoiseModel() if noise is None else noise
     facts = ChipFacts() if options is None else options
-    if not isinstance(noise, ChipNoise):
-        raise TypeError(f"noise of the chip program must be a ChipNoise, got "
+    if not isinstance(noise, NoiseModel):
+        raise TypeError(f"noise of the chip program must be a NoiseModel, got "
                         f"{type(noise).__name__}")
     if not isinstance(facts, ChipFacts):
         raise TypeError(f"options of the chip program must be ChipFacts, got "
                         f"{type(facts).__name__}")
     single = np.ndim(video) == 3
-    a_in, a_h = readout_parts(weights, video, noise, rng, draws=1, facts=facts)
-    out = respond(a_in[0], a_h[0], noise, None if rng is None else jax.random.fold_in(rng, 7919))
+    out = readout_draws(weights, video, noise, rng, facts=facts)["readout"][0]
+    out = (out / np.float32(facts.increment)).astype(np.float32)
     return out[0] if single else out
 
 
-def expected_readout(weights, video, noise: ChipNoise, rng: Array | None = None, *,
+def expected_readout(weights, video, noise: NoiseModel, rng: Array | None = None, *,
                      draws: int = 32, facts: ChipFacts = ChipFacts()) -> np.ndarray:
     """The mean readout over `draws` noisy runs (b t/cycle 64 64), model units."""
     single = np.ndim(video) == 3
-    a_in, a_h = readout_parts(weights, video, noise, rng, draws=draws, facts=facts)
-    out = respond(a_in.mean(0), a_h.mean(0), noise)
+    out = readout_draws(weights, video, noise, rng, draws=draws, facts=facts)["readout"]
+    out = (out.mean(0) / np.float32(facts.increment)).astype(np.float32)
     return out[0] if single else out
+
+
+def model_noise(noise: NoiseModel | None = None, facts: ChipFacts = ChipFacts()) -> dict:
+    """The noise sites of noise-aware training (`ModelConfig` fields, model units: one
+    product = the DAC's increment) for this program on `noise`: the temporal noise summed
+    over the instructions before each decision (losses ignored): a reset and 25 taps before
+    the CNN threshold; two of those, 64 neighbour transfers and the add before the forget
+    gate; the readout's noise on top for o_t. The upload's levels lie >= 6 units from its
+    threshold: no input noise."""
+    noise = NoiseModel() if noise is None else noise
+    var = {k: e.std ** 2 + e.column_std ** 2 for k, e in noise.instructions}
+    cnn = var["reset"] + 25 * var["add_const"]
+    gate = 2 * cnn + SIDE * var["transfer"] + var["add"]
+    r = noise.readout
+    out = gate + (r.std ** 2 + r.column_std ** 2) / r.gain ** 2
+    step = facts.increment * noise.dac_gain
+    return dict(zip(("noise_input", "noise_cnn", "noise_gate", "noise_out"),
+                    (0.0, float(np.sqrt(cnn) / step), float(np.sqrt(gate) / step),
+                     float(np.sqrt(out) / step))))

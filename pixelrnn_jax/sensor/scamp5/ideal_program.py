@@ -18,8 +18,12 @@ Per frame, on every video of the batch at once:
    (2, 2); the four gate convolutions run at once; the input-term blocks are moved one block
    east and added, giving f's pre-activation in (1, 2) and o_t in (2, 2); f = (pre >= theta);
    h <- f XNOR h is written back as +-`hidden_units`.
-4. o_t (block (2, 2)) is read out in model units (units / increment) at the last frame of
-   every K-frame window; the hidden state is reset to +1 at the first.
+4. o_t (block (2, 2)) is read out (`Machine.readout`, the chip's readout conversion) in
+   model units (units / increment) at the last frame of every K-frame window; the hidden
+   state is reset to +1 at the first.
+
+Every analog instruction carries the error of `noise.NoiseModel` (the block move of the
+input terms is 64 neighbour transfers).
 
 A model value v is `increment * v` units. With `NoiseModel.ideal()` and no saturation reached
 (at increment 10 a 5 x 5 sum of +-1 products saturates above 12.7; increment 2 never does),
@@ -39,7 +43,7 @@ from pixelrnn_jax.core import NOISE_SITES, ModelConfig, check_video, ops
 from pixelrnn_jax.sensor.scamp5 import layout
 from pixelrnn_jax.sensor.scamp5 import noise as noise_lib
 from pixelrnn_jax.sensor.scamp5.machine import Machine, State, block_mask, from_image
-from pixelrnn_jax.sensor.scamp5.noise import NoiseModel
+from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, Readout
 from pixelrnn_jax.sensor.scamp5.planes import WeightPlanes, as_weight_planes
 from pixelrnn_jax.sensor.scamp5.requirements import check_fits
 from pixelrnn_jax.sensor.units import HIDDEN_UNITS, UNITS_PER_PRODUCT
@@ -205,7 +209,7 @@ def cell_step(machine: Machine, s: State, planes: Array, theta: Array, reset: Ar
     """One PixelRNN step, run with only the four central blocks selected (`layout`).
 
     planes: (25, 2, 2, s, s) gate weight planes of the central blocks. Returns the state and
-    o_t (units).
+    o_t as read out (units, `Machine.readout`).
     """
     rows, cols = layout.CENTRAL
     hx, fy, (oy, ox) = layout.GATE_COLS[1], layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK
@@ -226,8 +230,8 @@ def cell_step(machine: Machine, s: State, planes: Array, theta: Array, reset: Ar
         return vm.load(v, HIDDEN, -opts.hidden_units, where=TMP)
 
     s = machine.on_blocks(s, rows, cols, gates)
-    o = machine.read(s, GATES)[..., rows, cols, :, :][..., oy, ox, :, :]
-    return s, o
+    s, o = machine.readout(s, GATES)
+    return s, o[..., rows, cols, :, :][..., oy, ox, :, :]
 
 
 def frame_step(machine: Machine, w: LoadedPlanes, s: State, frame: Array, reset: Array,
@@ -242,7 +246,7 @@ def frame_step(machine: Machine, w: LoadedPlanes, s: State, frame: Array, reset:
         s = cnn_layer(machine, s, planes, threshold, opts.increment)
     s, o = cell_step(machine, s, w.cell, w.theta, reset, opts)
     s = machine.tick(s)
-    return s, o / jnp.float32(opts.increment)
+    return s, o / jnp.float32(opts.increment)   # read-out units -> model units
 
 
 class LoadedPlanes(NamedTuple):
@@ -344,8 +348,10 @@ def _probe(machine: Machine, frame: Array, bits: Array, cnn: Array, cell: Array,
     rows, cols = layout.CENTRAL
     s = machine.on_blocks(s, rows, cols,
                     lambda vm, v: gate_preactivation(vm, v, cell, jnp.bool_(False), opts))
-    gates = machine.read(s, GATES)[..., rows, cols, :, :][..., layout.GATE_COLS[1], :, :]
-    return uploaded, pooled, gates
+    raw = machine.read(s, GATES)
+    s, out = machine.readout(s, GATES)
+    pick = lambda g: g[..., rows, cols, :, :][..., layout.GATE_COLS[1], :, :]  # noqa: E731
+    return uploaded, pooled, pick(raw), pick(out)
 
 
 @partial(jax.jit, static_argnames=("noise", "opts", "videos", "side"))
@@ -360,12 +366,12 @@ def _model_noise_jit(rng, noise: NoiseModel, opts: ProgramOptions, videos: int, 
     noisy = _probe(Machine.create(noise, shape, k_run), frame, bits, cnn, cell, hidden, opts)
     clean = _probe(Machine.create(NoiseModel.ideal(saturation=None), shape), frame, bits, cnn,
                    cell, hidden, opts)
-    (du, dp, dg) = (a - b for a, b in zip(noisy, clean))
+    (du, dp, dg, do) = (a - b for a, b in zip(noisy, clean))
     fy, oy = layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK[0]
     return dict(zip(NOISE_SITES, (jnp.std(du) / opts.input_units,
                                   jnp.std(dp) / opts.increment,
                                   jnp.std(dg[..., fy, :, :]) / opts.increment,
-                                  jnp.std(dg[..., oy, :, :]) / opts.increment)))
+                                  jnp.std(do[..., oy, :, :]) / opts.increment)))
 
 
 def model_noise(noise: NoiseModel | None = None, options: ProgramOptions = ProgramOptions(),
@@ -374,19 +380,22 @@ def model_noise(noise: NoiseModel | None = None, options: ProgramOptions = Progr
     product = 1, inputs in normalized intensity) that match this program on `noise`.
 
     Measured, not assumed: the program's steps run on random inputs and kernels twice, with
-    `noise`'s per-operation Gaussian noise and without, on the same digital inputs, and each
-    site reports the std of the difference of the analog value its quantizer compares: the
-    upload (input binarization), the pooled CNN sums (CNN threshold), the forget-gate
-    pre-activation and o_t, which is read out. Gain, fixed-pattern non-uniformity and decay
-    are systematic rather than Gaussian and are left out; saturation too (no clipping).
+    `noise`'s temporal noise (every instruction's and the readout's) and without, on the
+    same digital inputs, and each site reports the std of the difference of the analog value
+    its quantizer compares: the upload (input binarization), the pooled CNN sums (CNN
+    threshold), the forget-gate pre-activation and o_t as read out. Offsets, losses, the
+    DAC's gain, the chip's fixed pattern and the readout's gain and zero are systematic
+    rather than Gaussian and are left out; saturation too (no clipping).
 
         python -c "from pixelrnn_jax import scamp5; print(scamp5.model_noise())"
     """
     noise = NoiseModel() if noise is None else noise
     if not isinstance(noise, NoiseModel):
         raise TypeError(f"noise must be a NoiseModel, got {type(noise).__name__}")
-    random_part = noise.replace(gain=1.0, pixel_gain_std=0.0, decay=0.0, transfer_decay=0.0,
-                                saturation=None)
+    r = noise.readout
+    random_part = noise.scaled(systematic=0.0, pattern=0.0).replace(
+        dac_gain=1.0, dac_offset=0.0, decay=0.0, saturation=None,
+        readout=Readout(std=r.std, column_std=r.column_std))
     if not random_part.random:
         return {k: 0.0 for k in NOISE_SITES}
     rng = jax.random.key(0) if rng is None else rng

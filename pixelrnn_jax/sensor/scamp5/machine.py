@@ -8,35 +8,39 @@ register is set ("where" execution). This module models that register file and i
 instruction set as pure functions `op(state, ...) -> state` that compose under `jit`, `vmap`
 and `scan`.
 
-Layout. Every register is a plane of shape `(..., gy, gx, s, s)`: leading axes are videos,
-then the grid of PE blocks (4 x 4 on the chip), then the rows and columns of an `s x s` block
-(s = 64 on the chip). The program runs the same instruction on every block and every video, so
-the block grid and the batch are vectorized axes: every op is elementwise over them, exactly
-what `jax.vmap` of a per-block program over both would compute. `to_image` / `from_image`
-convert a plane to and from the sensor image `(..., gy*s, gx*s)`, row 0 at the top.
+Layout (`geometry`). Every register is a plane of shape `(..., gy, gx, s, s)`: leading axes
+are videos, then the grid of PE blocks (4 x 4 on the chip), then the rows and columns of an
+`s x s` block (s = 64 on the chip). The program runs the same instruction on every block and
+every video, so the block grid and the batch are vectorized axes.
 
 Units. Analog values are in the chip's units; they saturate at `NoiseModel.saturation`
 (-128 .. 127 by default). Digital registers hold bools.
 
-Directions. `north` moves content towards row 0, `south` towards the last row, `west`
-towards column 0 and `east` towards the last column of the readout image. Shifts work
-inside each block (`boundary="block"`, what the PyTorch zero padding of a per-block
-convolution needs) or across the whole array (`boundary="array"`, what the wiring does);
-`fill` enters at the boundary.
-
-Noise: `noise.NoiseModel` (every source configurable and switchable off).
+Errors (`noise.NoiseModel`): every analog instruction applies its own error (offset, loss,
+temporal and column noise), the chip's fixed pattern of the register it writes, and
+saturation; a shift by n pixels is n neighbour transfers, each one a "transfer" instruction;
+`readout` applies the chip's readout conversion. Digital instructions are exact.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, draw_bank, mix32, pixel_gain_pattern
+from pixelrnn_jax.sensor.scamp5.geometry import (
+                                                 BOUNDARIES,
+                                                 DIRECTIONS,
+                                                 block_mask,
+                                                 direction_offset,
+                                                 from_image,
+                                                 is_static,
+                                                 shift_plane,
+                                                 to_image,
+)
+from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, bank_normals, draw_bank, systematic
+from pixelrnn_jax.sensor.scamp5.patterns import dac_plane, pattern_planes, readout_offset_plane
 
 __all__ = ["Machine", "State", "ANALOG", "DIGITAL", "DIRECTIONS", "BOUNDARIES", "to_image",
            "from_image", "shift_plane", "block_mask"]
@@ -45,14 +49,15 @@ Array = jax.Array
 
 ANALOG = ("A", "B", "C", "D", "E", "F", "NEWS")
 DIGITAL = tuple(f"R{i}" for i in range(13)) + ("FLAG",)
-DIRECTIONS = {"north": (1, 0), "south": (-1, 0), "west": (0, 1), "east": (0, -1)}
-BOUNDARIES = ("block", "array")
+# longer runs of unit transfers run as a loop, not unrolled
+_UNROLL = 4
+
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class State:
     """The register file: analog planes (float32), digital planes (bool), and the count of
-    noisy operations so far (which indexes each operation's noise; None without noise)."""
+    noise draws so far (which indexes each draw; None without temporal noise)."""
 
     analog: dict
     digital: dict
@@ -60,90 +65,6 @@ class State:
 
     def replace(self, **changes) -> "State":
         return dataclasses.replace(self, **changes)
-
-
-def to_image(plane: Array) -> Array:
-    """(..., gy, gx, s, s) -> (..., gy*s, gx*s): the planes as the sensor image."""
-    *lead, gy, gx, s, s2 = plane.shape
-    nl = len(lead)
-    img = jnp.moveaxis(plane, nl + 2, nl + 1)  # (..., gy, s, gx, s)
-    return img.reshape(*lead, gy * s, gx * s2)
-
-
-def from_image(image: Array, block: int) -> Array:
-    """(..., H, W) -> (..., H/block, W/block, block, block); inverse of `to_image`."""
-    *lead, h, w = image.shape
-    if h % block or w % block:
-        raise ValueError(f"image {h}x{w} is not a grid of {block}x{block} blocks")
-    nl = len(lead)
-    img = image.reshape(*lead, h // block, block, w // block, block)
-    return jnp.moveaxis(img, nl + 1, nl + 2)
-
-
-def _shift2d(x: Array, dy, dx, fill, reach: int | None) -> Array:
-    """out[..., i, j] = x[..., i + dy, j + dx] over the last two axes, `fill` outside.
-
-    Static offsets slice a padded copy; traced ones (`reach` bounds them) slice it
-    dynamically.
-    """
-    h, w = x.shape[-2:]
-    fill = jnp.asarray(fill, x.dtype)
-    lead = [(0, 0)] * (x.ndim - 2)
-    if reach is None:
-        if abs(dy) >= h or abs(dx) >= w:
-            return jnp.full(x.shape, fill, x.dtype)
-        xp = jnp.pad(x, lead + [(max(-dy, 0), max(dy, 0)), (max(-dx, 0), max(dx, 0))],
-                     constant_values=fill)
-        oy, ox = max(dy, 0), max(dx, 0)
-        return xp[..., oy:oy + h, ox:ox + w]
-    xp = jnp.pad(x, lead + [(reach, reach), (reach, reach)], constant_values=fill)
-    start = (0,) * (x.ndim - 2) + (reach + dy, reach + dx)
-    return jax.lax.dynamic_slice(xp, start, x.shape)
-
-
-def _is_static(*values) -> bool:
-    return all(isinstance(v, (int, np.integer)) for v in values)
-
-
-def shift_plane(x: Array, dy, dx, boundary: str = "block", fill=0,
-                reach: int | None = None) -> Array:
-    """Moves plane contents: out(p) = x(p + (dy, dx)); see the module docstring.
-
-    `dy`, `dx` are ints, or traced integers bounded in magnitude by the static `reach`.
-    """
-    if not _is_static(dy, dx):
-        if reach is None:
-            raise ValueError("shifting by traced offsets needs a static reach")
-    else:
-        dy, dx, reach = int(dy), int(dx), None
-    if boundary == "block":
-        return _shift2d(x, dy, dx, fill, reach)
-    if boundary == "array":
-        s = x.shape[-1]
-        return from_image(_shift2d(to_image(x), dy, dx, fill, reach), s)
-    raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
-
-
-def _direction(direction: str, n: int) -> tuple[int, int]:
-    try:
-        uy, ux = DIRECTIONS[direction]
-    except KeyError:
-        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, "
-                         f"got {direction!r}") from None
-    if n < 0:
-        raise ValueError(f"shift distance must be >= 0, got {n}")
-    return uy * n, ux * n
-
-
-def block_mask(grid: tuple[int, int], rows: Sequence[int] | None = None,
-               cols: Sequence[int] | None = None) -> np.ndarray:
-    """(gy, gx, 1, 1) bool: the blocks in `rows` x `cols` (None: all), for pattern writes."""
-    gy, gx = grid
-    r = np.zeros(gy, bool)
-    r[list(range(gy)) if rows is None else list(rows)] = True
-    c = np.zeros(gx, bool)
-    c[list(range(gx)) if cols is None else list(cols)] = True
-    return (r[:, None] & c[None, :])[..., None, None]
 
 
 class Machine:
@@ -154,12 +75,14 @@ class Machine:
     """
 
     def __init__(self, noise: NoiseModel, shape: tuple[int, ...], key: Array | None,
-                 bank: Array | None, pixel_gain: Array | None):
+                 bank: Array | None, grid_shape: tuple[int, ...] | None = None,
+                 region: tuple[slice, slice] | None = None):
         self.noise = noise
         self.shape = tuple(shape)
         self.key = key
         self.bank = bank
-        self.pixel_gain = pixel_gain
+        self.grid_shape = tuple(shape[-4:]) if grid_shape is None else grid_shape
+        self.region = region
 
     @classmethod
     def create(cls, noise: NoiseModel, shape: Sequence[int], rng: Array | None = None, *,
@@ -167,10 +90,12 @@ class Machine:
         """The machine for planes of `shape`, its noise drawn from `rng`.
 
         `bank`: the run's noise bank when it was drawn beforehand (`draw_bank`, the same key);
-        Drawn inside the same computation, the bank can be fused into its readers by XLA,
-        which then regenerates normals at every operation: a fast run draws it in a separate
-        call (as `simulate` does).
+        drawn inside the same computation, the bank can be fused into its readers by XLA,
+        which then regenerates normals at every draw: a fast run draws it in a separate call
+        (as `simulate` does).
         """
+        if not isinstance(noise, NoiseModel):
+            raise TypeError(f"noise must be a NoiseModel, got {type(noise).__name__}")
         shape = tuple(int(d) for d in shape)
         if len(shape) < 4 or shape[-1] != shape[-2]:
             raise ValueError(f"plane shape must be (..., gy, gx, s, s), got {shape}")
@@ -186,11 +111,7 @@ class Machine:
                 key = jax.random.bits(key, (2,), jnp.uint32)
         else:
             bank = None
-        pixel_gain = None
-        if noise.pixel_gain_std > 0:
-            pixel_gain = jnp.asarray(pixel_gain_pattern(noise.pixel_seed, shape[-4:],
-                                                        noise.pixel_gain_std))
-        return cls(noise, shape, key, bank, pixel_gain)
+        return cls(noise, shape, key, bank)
 
     # ---------------------------------------------------------------------------- state
 
@@ -218,8 +139,9 @@ class Machine:
             return p[..., rows, cols, :, :]
 
         shape = jax.eval_shape(sub, jax.ShapeDtypeStruct(self.shape, jnp.float32)).shape
-        gain = None if self.pixel_gain is None else sub(self.pixel_gain)
-        vm = Machine(self.noise, shape, self.key, self.bank, gain)
+        if self.region is not None:
+            raise ValueError("on_blocks does not nest")
+        vm = Machine(self.noise, shape, self.key, self.bank, self.grid_shape, (rows, cols))
         before = State(analog={k: sub(v) for k, v in state.analog.items()},
                        digital={k: sub(v) for k, v in state.digital.items()}, count=state.count)
         after = program(vm, before)
@@ -241,30 +163,34 @@ class Machine:
             if n not in regs:
                 raise ValueError(f"unknown {kind} register {n!r}: choose one of {sorted(regs)}")
 
-    def _gaussian(self, state: State, std: float) -> tuple[State, Array | float]:
+    def _local(self, plane):
+        """A full-grid constant plane restricted to this machine's blocks."""
+        if plane is None:
+            return None
+        plane = jnp.asarray(plane)
+        if self.region is not None:
+            plane = plane[self.region[0], self.region[1]]
+        return plane
+
+    def _normal(self, state: State, std: float, per_video: tuple[int, ...] | None = None
+                ) -> tuple[State, Array | float]:
+        """std * N(0, 1) of shape (..., *per_video) (default: the plane's), one draw."""
         if std <= 0:
             return state, 0.0
+        per_video = tuple(self.shape[-4:]) if per_video is None else per_video
+        lead = self.shape[:-4]
         count = state.count
         state = state.replace(count=count + jnp.uint32(1))
         if self.noise.source == "fresh":
-            z = jax.random.normal(jax.random.fold_in(self.key, count), self.shape, jnp.float32)
+            z = jax.random.normal(jax.random.fold_in(self.key, count), lead + per_video,
+                                  jnp.float32)
             return state, std * z
-        chunk = math.prod(self.shape[-4:])   # one video's plane
-        videos = math.prod(self.shape[:-4])
-        m = self.bank.shape[0]
-        if chunk > m:
-            raise ValueError(f"noise bank of {m} samples is smaller than a plane of {chunk}")
-        # A counter-based hash picks each video's window: a few integer mixes per operation,
-        # where a threefry split per operation would dominate compile time.
-        base = mix32(self.key[0] ^ mix32(count + self.key[1]))
-        h = mix32(base + jnp.arange(videos, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9))
-        offsets = (h % jnp.uint32(m - chunk + 1)).astype(jnp.int32)
-        signs = jnp.where((mix32(h ^ base) & 1) == 1, std, -std).astype(jnp.float32)
-        if videos == 1:
-            window = jax.lax.dynamic_slice(self.bank, offsets, (chunk,))
-            return state, (window * signs[0]).reshape(self.shape)
-        windows = jax.vmap(lambda o: jax.lax.dynamic_slice(self.bank, (o,), (chunk,)))(offsets)
-        return state, (windows * signs[:, None]).reshape(self.shape)
+        return state, bank_normals(self.bank, self.key, count, lead, per_video, std)
+
+    def _column(self, state: State, std: float) -> tuple[State, Array | float]:
+        """Noise shared by every pixel of an image column (one draw per column)."""
+        gy, gx, s, _ = self.shape[-4:]
+        return self._normal(state, std, (1, gx, 1, s))
 
     def _clip(self, v: Array) -> Array:
         if self.noise.saturation is None:
@@ -272,25 +198,40 @@ class Machine:
         lo, hi = self.noise.saturation
         return jnp.clip(v, lo, hi)
 
-    def _write(self, state: State, dst: str, value: Array, where: str | None,
-               std: float) -> State:
-        """dst <- saturate(value + noise) where the digital register `where` is set."""
-        self._check(state, [dst], "analog")
-        state, z = self._gaussian(state, std)
-        new = self._clip(value + z)
+    def _err(self, state: State, dst: str, value: Array, instruction: str
+             ) -> tuple[State, Array]:
+        """The result of `instruction` writing exact `value` into `dst`: its error, the
+        chip's pattern of `dst`, noise and saturation."""
+        err = self.noise.instruction(instruction)
+        planes = pattern_planes(self.noise.pattern, self.grid_shape, dst)
+        new = systematic(err, value, tuple(self._local(p) for p in planes))
+        state, z = self._normal(state, err.std)
+        state, zc = self._column(state, err.column_std)
+        return state, self._clip(new + z + zc)
+
+    def _store(self, state: State, dst: str, new: Array, where: str | None) -> State:
         if where is not None:
             self._check(state, [where], "digital")
             new = jnp.where(state.digital[where], new, state.analog[dst])
         new = jnp.broadcast_to(new, self.shape).astype(jnp.float32)
         return state.replace(analog={**state.analog, dst: new})
 
+    def _write(self, state: State, dst: str, value: Array, where: str | None,
+               instruction: str) -> State:
+        """dst <- instruction's result of exact `value` where digital `where` is set."""
+        self._check(state, [dst], "analog")
+        state, new = self._err(state, dst, value, instruction)
+        return self._store(state, dst, new, where)
+
     def _dac(self, value) -> Array:
+        n = self.noise
         v = jnp.asarray(value, jnp.float32)
-        if self.noise.gain != 1.0:
-            v = v * self.noise.gain
-        if self.pixel_gain is not None:
-            v = v * self.pixel_gain
-        return v
+        if n.dac_gain != 1.0:
+            v = v * jnp.float32(n.dac_gain)
+        if n.dac_offset:
+            v = v + jnp.float32(n.dac_offset)
+        plane = self._local(dac_plane(n.pattern, self.grid_shape))
+        return v if plane is None else v * plane
 
     def _set_digital(self, state: State, dst: str, value: Array) -> State:
         self._check(state, [dst], "digital")
@@ -300,15 +241,14 @@ class Machine:
     # ---------------------------------------------------------------------------- analog
 
     def load(self, state: State, dst: str, value, where: str | None = None) -> State:
-        """dst <- value through the DAC (gain, fixed pattern, noise); value: scalar or plane."""
-        return self._write(state, dst, self._dac(value), where, self.noise.op_std)
+        """dst <- value through the DAC; value: scalar or plane."""
+        return self._write(state, dst, self._dac(value), where, "load")
 
     def add_const(self, state: State, dst: str, src: str, value,
                   where: str | None = None) -> State:
-        """dst <- src + value (the DAC increment, e.g. +-10 per multiply-accumulate)."""
+        """dst <- src + value (a DAC-written constant, e.g. +-10 per multiply-accumulate)."""
         self._check(state, [src], "analog")
-        return self._write(state, dst, state.analog[src] + self._dac(value), where,
-                           self.noise.op_std)
+        return self._write(state, dst, state.analog[src] + self._dac(value), where, "add_const")
 
     def add_signed(self, state: State, dst: str, src: str, value, sign: str,
                    where: str | None = None) -> State:
@@ -316,70 +256,104 @@ class Machine:
 
         One multiply-accumulate step of a binary convolution: on the chip two masked
         instructions (add where the product is +1, subtract where it is -1); each pixel takes
-        part in one of them, so it is charged one operation's noise.
+        part in one of them, so it is charged one "add_const".
         """
         self._check(state, [src], "analog")
         self._check(state, [sign], "digital")
         inc = self._dac(value)
         step = jnp.where(state.digital[sign], inc, -inc)
-        return self._write(state, dst, state.analog[src] + step, where, self.noise.op_std)
+        return self._write(state, dst, state.analog[src] + step, where, "add_const")
 
     def reset(self, state: State, dst: str, where: str | None = None) -> State:
         """dst <- 0."""
-        return self._write(state, dst, jnp.zeros((), jnp.float32), where, self.noise.op_std)
+        return self._write(state, dst, jnp.zeros((), jnp.float32), where, "reset")
 
     def copy(self, state: State, dst: str, src: str, where: str | None = None) -> State:
         """dst <- src."""
         self._check(state, [src], "analog")
-        return self._write(state, dst, state.analog[src], where, self.noise.op_std)
+        return self._write(state, dst, state.analog[src], where, "copy")
 
     def add(self, state: State, dst: str, a: str, b: str, where: str | None = None) -> State:
         """dst <- a + b."""
         self._check(state, [a, b], "analog")
-        return self._write(state, dst, state.analog[a] + state.analog[b], where,
-                           self.noise.op_std)
+        return self._write(state, dst, state.analog[a] + state.analog[b], where, "add")
 
     def sub(self, state: State, dst: str, a: str, b: str, where: str | None = None) -> State:
         """dst <- a - b."""
         self._check(state, [a, b], "analog")
-        return self._write(state, dst, state.analog[a] - state.analog[b], where,
-                           self.noise.op_std)
+        return self._write(state, dst, state.analog[a] - state.analog[b], where, "sub")
 
     def neg(self, state: State, dst: str, src: str, where: str | None = None) -> State:
         """dst <- -src."""
         self._check(state, [src], "analog")
-        return self._write(state, dst, -state.analog[src], where, self.noise.op_std)
+        return self._write(state, dst, -state.analog[src], where, "neg")
 
     def div2(self, state: State, dst: str, src: str, where: str | None = None) -> State:
         """dst <- src / 2."""
         self._check(state, [src], "analog")
-        return self._write(state, dst, 0.5 * state.analog[src], where, self.noise.op_std)
+        return self._write(state, dst, 0.5 * state.analog[src], where, "div2")
 
     def shift(self, state: State, dst: str, src: str, direction: str, n: int = 1,
               boundary: str = "block", fill: float = 0.0, where: str | None = None) -> State:
-        """dst <- src moved `n` pixels towards `direction`, through NEWS (n transfers)."""
-        dy, dx = _direction(direction, n)
+        """dst <- src moved `n` pixels towards `direction`: n neighbour transfers."""
+        dy, dx = direction_offset(direction, n)
         return self.offset(state, dst, src, dy, dx, boundary, fill, where)
+
+    def _hop(self, state, dst, v, uy, ux, boundary, fill, reach=None):
+        moved = shift_plane(v, uy, ux, boundary, fill, reach)
+        return self._err(state, dst, moved, "transfer")
+
+    def _hops(self, state, dst, v, n, uy, ux, boundary, fill):
+        if n <= _UNROLL:
+            for _ in range(n):
+                state, v = self._hop(state, dst, v, uy, ux, boundary, fill)
+            return state, v
+
+        def body(_, carry):
+            st, val = carry
+            st, val = self._hop(st, dst, val, uy, ux, boundary, fill)
+            return st, val
+
+        return jax.lax.fori_loop(0, n, body, (state, v))
 
     def offset(self, state: State, dst: str, src: str, dy, dx, boundary: str = "block",
                fill: float = 0.0, where: str | None = None, reach: int | None = None) -> State:
-        """dst(p) <- src(p + (dy, dx)): |dy| + |dx| neighbour transfers through NEWS.
+        """dst(p) <- src(p + (dy, dx)): |dy| vertical then |dx| horizontal neighbour
+        transfers through NEWS, each a "transfer" instruction.
 
         `dy`, `dx` may be traced (a loop over steps); `reach` (static) then bounds them.
         """
         self._check(state, [src], "analog")
-        moved = shift_plane(state.analog[src], dy, dx, boundary, fill, reach)
-        hops = abs(dy) + abs(dx) if _is_static(dy, dx) else jnp.abs(dy) + jnp.abs(dx)
-        if self.noise.transfer_decay > 0:
-            moved = moved * jnp.power(jnp.float32(1.0 - self.noise.transfer_decay), hops)
-        state = state.replace(analog={**state.analog, "NEWS": moved})
-        std = self.noise.shift_std
-        if _is_static(hops):
-            return self._write(state, dst, moved, where, std * math.sqrt(hops))
-        if std > 0:  # traced distance: draw at unit std, scale by sqrt(hops)
-            state, z = self._gaussian(state, 1.0)
-            moved = moved + z * (std * jnp.sqrt(hops.astype(jnp.float32)))
-        return self._write(state, dst, moved, where, 0.0)
+        self._check(state, [dst], "analog")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+        v = state.analog[src]
+        err = self.noise.instruction("transfer")
+        exact = err.systematic_free and err.std == 0 and err.column_std == 0 and not (
+            self.noise.pattern.active)
+        if is_static(dy, dx):
+            dy, dx = int(dy), int(dx)
+            if exact:   # error-free transfers compose into one move (saturation holds)
+                v = self._clip(shift_plane(v, dy, dx, boundary, fill))
+            else:
+                state, v = self._hops(state, dst, v, abs(dy), (dy > 0) - (dy < 0), 0,
+                                      boundary, fill)
+                state, v = self._hops(state, dst, v, abs(dx), 0, (dx > 0) - (dx < 0),
+                                      boundary, fill)
+        else:
+            if reach is None:
+                raise ValueError("shifting by traced offsets needs a static reach")
+            if exact:
+                v = self._clip(shift_plane(v, dy, dx, boundary, fill, reach))
+            else:   # `reach` unit steps per axis, each taken only while within the offset
+                for axis, d in ((0, dy), (1, dx)):
+                    unit = jnp.sign(d).astype(jnp.int32)
+                    for k in range(reach):
+                        uy, ux = (unit, 0) if axis == 0 else (0, unit)
+                        state, moved = self._hop(state, dst, v, uy, ux, boundary, fill, 1)
+                        v = jnp.where(k < jnp.abs(d), moved, v)
+        state = state.replace(analog={**state.analog, "NEWS": v})
+        return self._store(state, dst, v, where)
 
     def tick(self, state: State) -> State:
         """One frame of time passes: every analog register decays by `decay`."""
@@ -389,9 +363,28 @@ class Machine:
         return state.replace(analog={k: v * keep for k, v in state.analog.items()})
 
     def read(self, state: State, src: str) -> Array:
-        """The values of an analog register as the readout sees them."""
+        """The exact values of an analog register (no readout conversion)."""
         self._check(state, [src], "analog")
         return state.analog[src]
+
+    def readout(self, state: State, src: str) -> tuple[State, Array]:
+        """The register as the chip reads it out: the readout conversion (gain, zero level,
+        fixed offset, temporal and column noise, 8-bit code), in units."""
+        self._check(state, [src], "analog")
+        r = self.noise.readout
+        v = state.analog[src]
+        if r.ideal:
+            return state, v
+        u = jnp.float32(r.zero) + jnp.float32(r.gain) * v
+        plane = self._local(readout_offset_plane(self.noise.pattern.seed, r, self.grid_shape))
+        if plane is not None:
+            u = u + plane
+        state, z = self._normal(state, r.std)
+        state, zc = self._column(state, r.column_std)
+        u = u + z + zc
+        if r.quantize:
+            u = jnp.clip(jnp.round(u), -127.0, 128.0)
+        return state, u
 
     # ---------------------------------------------------------------------------- comparators
 
@@ -457,7 +450,7 @@ class Machine:
     def d_shift(self, state: State, dst: str, src: str, direction: str, n: int = 1,
                 boundary: str = "block", fill: bool = False) -> State:
         """Digital dst <- src moved `n` pixels towards `direction` (lossless)."""
-        dy, dx = _direction(direction, n)
+        dy, dx = direction_offset(direction, n)
         return self.d_offset(state, dst, src, dy, dx, boundary, fill)
 
     def d_offset(self, state: State, dst: str, src: str, dy, dx, boundary: str = "block",
@@ -470,13 +463,15 @@ class Machine:
         return self._set_digital(state, dst, shift_plane(state.digital[src], dy, dx, boundary,
                                                          fill, reach))
 
-    def d_compact(self, state: State, dst: str, src: str, stride: int = 4) -> State:
-        """Gathers every block's anchor pixels (multiples of `stride`) into one s x s plane,
-        block (by, bx) as tile (by, bx), and writes that plane into every block.
+    def d_compact(self, state: State, dst: str, src: str, stride: int = 4,
+                  start: tuple[int, int] = (0, 0)) -> State:
+        """Gathers the sensor image's pixels (start + stride * (u, v)) into one s x s plane
+        (pixels beyond the array read 0) and writes that plane into every block.
 
         The digital image transformations (repeated half-scaling and block moves) that turn
         the 16 pooled maps into the RNN input; digital transfers are lossless, so their
-        result is modelled in one step.
+        result is modelled in one step. With `start` (0, 0), block (by, bx)'s anchors become
+        tile (by, bx).
         """
         self._check(state, [src], "digital")
         gy, gx = self.grid
@@ -484,8 +479,12 @@ class Machine:
         if (gy * s // stride, gx * s // stride) != (s, s):
             raise ValueError(f"compacting a {gy}x{gx} grid of {s}x{s} blocks by {stride} does "
                              f"not give one {s}x{s} block")
-        anchors = state.digital[src][..., ::stride, ::stride]  # (..., gy, gx, s/k, s/k)
-        plane = to_image(anchors)  # (..., s, s)
+        img = to_image(state.digital[src])
+        r0, c0 = start
+        if (r0, c0) != (0, 0):
+            img = shift_plane(img[..., None, None, :, :], r0, c0, "block", False)[..., 0, 0,
+                                                                                 :, :]
+        plane = img[..., ::stride, ::stride]   # (..., s, s)
         lead = plane.shape[:-2]
         out = jnp.broadcast_to(plane[..., None, None, :, :], lead + (gy, gx, s, s))
         return self._set_digital(state, dst, out)

@@ -1,8 +1,9 @@
 """Which models the SCAMP-5 programs run: the one check every sensor entry point makes.
 
     check_fits(config, "ideal")   # the paper's program: binary PixelRNN, plane side % 4 == 0
-    check_fits(config, "chip")    # the authors' program as it runs on the chip: also one CNN
-                                  # layer, 64 x 64 frames, a 16-frame readout cycle
+    check_fits(config, "chip")    # the authors' program as it runs on the chip (and its fast
+                                  # emulation "chip_fast"): also one CNN layer, 64 x 64
+                                  # frames, a 16-frame readout cycle
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pixelrnn_jax.core import ModelConfig
 
 __all__ = ["PROGRAM_NAMES", "CHIP_SIDE", "CHIP_CYCLE", "check_fits"]
 
-PROGRAM_NAMES = ("ideal", "chip")
+PROGRAM_NAMES = ("ideal", "chip", "chip_fast")
 CHIP_SIDE = 64     # the chip program's frame, block and readout side
 CHIP_CYCLE = 16    # frames per readout cycle of the chip program
 
@@ -26,7 +27,7 @@ def check_fits(config: ModelConfig, program: str = "ideal") -> None:
     if s % 4:
         raise ValueError(f"the SCAMP-5 program needs planes whose side is a multiple of 4, got "
                          f"{s} (frame_size {config.frame_size} / input_pool {config.input_pool})")
-    if program == "chip":
+    if program in ("chip", "chip_fast"):
         if config.cnn_layers != 1:
             raise ValueError(f"the chip program runs one CNN layer; the model has "
                              f"cnn_layers={config.cnn_layers}")
