@@ -25,6 +25,10 @@ F = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/paper", "Where every run and report.md go.")
 flags.DEFINE_enum("scale", "smoke", list(reproduce.SCALES), "How much to train.")
 flags.DEFINE_list("sections", list(reproduce.SECTIONS), "The parts of the paper to run.")
+flags.DEFINE_enum("decoder", reproduce.PAPER_PROTOCOL["decoder"], ["plain", "standardized"],
+                  "The off-sensor decoder (plain: the paper's linear layer on the readout).")
+flags.DEFINE_enum("eval_clip", reproduce.PAPER_PROTOCOL["eval_clip"], ["first", "end"],
+                  "The clip scored (first: from the first frame, the paper's S2.1).")
 for _task, _name in reproduce.TASKS.items():
     flags.DEFINE_enum(f"{_task}_dataset", _name, list(data.VIDEO_DATASETS),
                       f"The dataset in the role of the paper's {_task} task.")
@@ -35,7 +39,8 @@ for _task, _name in reproduce.TASKS.items():
 def main(argv):
     datasets = {t: (F[f"{t}_dataset"].value, F[f"{t}_data_dir"].value)
                 for t in reproduce.TASKS}
-    path = reproduce.run(F.workdir, reproduce.SCALES[F.scale], datasets, F.sections)
+    protocol = {"decoder": F.decoder, "eval_clip": F.eval_clip}
+    path = reproduce.run(F.workdir, reproduce.SCALES[F.scale], datasets, F.sections, protocol)
     print(f"report: {path}")
 
 

@@ -2,10 +2,15 @@
 
     python experiments/train.py --flagfile=gesture.flags
     python experiments/train.py --dataset=cambridge_hand_gesture --data_dir=DIR --workdir=W
+    python experiments/train.py --flagfile=gesture.flags --distributed     # TPU pod, SLURM
+    python experiments/train.py ... --coordinator_address=HOST0:1234 --num_processes=2 \
+        --process_id=0                                                  # (1 on the other)
 
-Every field of `ModelConfig` and `TrainConfig` is a flag (`--helpfull` lists them). Writes
-W/results.json, W/metrics.jsonl, W/training_curves.png, W/checkpoints/ (rerun with the same
---workdir to resume) and W/sensor_weights/ (the binary weights the sensor loads).
+Every field of `ModelConfig`, `TrainConfig` and `DistributedConfig` is a flag (`--helpfull`
+lists them). Writes W/results.json, W/metrics.jsonl, W/training_curves.png, W/checkpoints/
+(rerun with the same --workdir to resume, with any number of processes) and
+W/sensor_weights/ (the binary weights the sensor loads); in a distributed run every process
+writes the checkpoints and process 0 the rest.
 """
 from __future__ import annotations
 
@@ -15,14 +20,16 @@ from pathlib import Path
 from absl import flags
 
 from pixelrnn_jax import cli
-from pixelrnn_jax.training import TrainConfig, train_and_evaluate
+from pixelrnn_jax.training import DistributedConfig, TrainConfig, train_and_evaluate
 
 flags.DEFINE_string("workdir", "runs/default", "Where checkpoints and results go.")
 cli.define_config_flags(TrainConfig)
+cli.define_config_flags(DistributedConfig)
 F = flags.FLAGS
 
 
 def main(argv):
+    cli.start_distributed(cli.config_from_flags(DistributedConfig))
     results = train_and_evaluate(cli.config_from_flags(TrainConfig), F.workdir)
     wd = Path(F.workdir).absolute()
     print(json.dumps({k: results[k] for k in ("test_accuracy", "val_accuracy",

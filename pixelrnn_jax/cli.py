@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import re
 import sys
 import types
@@ -22,10 +23,11 @@ from pathlib import Path
 from absl import app, flags
 from absl import logging as absl_logging
 
-from pixelrnn_jax.training import TrainingError
+from pixelrnn_jax.training import DistributedConfig, TrainingError, distributed
 
 __all__ = ["fail", "define_config_flags", "config_from_flags", "expand_flagfiles",
-           "parse_flags", "setup_logging", "user_errors", "run", "USER_ERRORS"]
+           "parse_flags", "setup_logging", "user_errors", "run", "start_distributed",
+           "USER_ERRORS"]
 
 FLAGS = flags.FLAGS
 # the errors a user's input can cause; a script reports them in one line
@@ -36,6 +38,20 @@ def fail(message: str, code: int = 2):
     """Prints a one-line error and exits (never a traceback for a user's mistake)."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
+
+
+def _fail_from_any_thread(message: str):
+    """`fail` where sys.exit cannot end the process (a watchdog thread)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    os._exit(2)
+
+
+def start_distributed(config: DistributedConfig) -> bool:
+    """Joins the distributed runtime that `config` (the --distributed flags) describes;
+    nothing for a run of one process. A coordinator or processes that do not answer within
+    --distributed_timeout end the process with one line and exit code 2."""
+    with user_errors():
+        return distributed.initialize(config, on_timeout=_fail_from_any_thread)
 
 
 @contextlib.contextmanager

@@ -116,6 +116,21 @@ def test_eval_batches_in_order_end_aligned(small_split):
     assert data.num_batches(small_split, 3, train=False) == 3
 
 
+def test_eval_clip_from_the_first_frame(small_split):
+    """--eval_clip=first (the paper's S2.1) starts every clip at frame 0, end at the last."""
+    first = np.concatenate([b["video"] for b in data.batches(small_split, 7, train=False,
+                                                               eval_clip="first")])
+    end = np.concatenate([b["video"] for b in data.batches(small_split, 7, train=False)])
+    for i, n in enumerate(small_split.lengths):
+        want = small_split.video(i)[data.clip_indices(int(n), 16, 0)]
+        np.testing.assert_array_equal(first[i], data.normalize_frames(want))
+        assert data.clip_indices(int(n), 16, 0)[0] == 0
+        if n > 16:
+            assert not np.array_equal(first[i], end[i])
+    with pytest.raises(ValueError, match="eval_clip must be one of"):
+        next(data.batches(small_split, 3, train=False, eval_clip="middle"))
+
+
 def test_train_batches_deterministic_and_resumable(small_split):
     def run(epoch, start=0):
         return list(data.batches(small_split, 2, train=True, seed=3, epoch=epoch,

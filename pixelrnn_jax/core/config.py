@@ -17,6 +17,7 @@ PRECISIONS = ("1bit", "32bit")
 # Where noise-aware training adds Gaussian noise: the std fields of ModelConfig.
 NOISE_SITES = ("noise_input", "noise_cnn", "noise_gate", "noise_out")
 CAMERA_REFERENCES = ("first_frame", "zero")
+DECODERS = ("standardized", "plain")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,9 @@ class ModelConfig:
       camera_reference: What the difference and event cameras compare a window's first frame
         with: first_frame (the paper's cameras: the first frame itself, so it emits nothing)
         or zero (the mean of normalized intensities, so it reports each pixel's polarity).
+      decoder: The off-sensor fully connected layer's input: standardized (each video's
+        readout at zero mean and unit variance, scaled by 1/sqrt(D): indifferent to the
+        sensor's gain and offset) or plain (the paper's layer on the raw readout).
     """
 
     cnn_layers: int = 1
@@ -56,6 +60,7 @@ class ModelConfig:
     noise_out: float = 0.0
     delta: float = 0.1
     camera_reference: str = "first_frame"
+    decoder: str = "standardized"
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -73,6 +78,8 @@ class ModelConfig:
         if self.camera_reference not in CAMERA_REFERENCES:
             raise ValueError(f"camera_reference must be one of {CAMERA_REFERENCES}, got "
                              f"{self.camera_reference!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.K < 1:
             raise ValueError(f"K must be >= 1, got {self.K}")
         if self.num_classes < 2:

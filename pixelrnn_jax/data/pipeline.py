@@ -8,6 +8,8 @@ prefetching iterator that prepares batches on the host while the accelerator tra
 All randomness of an epoch (order, temporal offsets, spatial shifts) is drawn up front from
 (seed, epoch), so the batches are the same whatever consumes them and however fast, and a
 run resumed at batch k of an epoch (`start_batch=k`) sees exactly the batches it would have.
+A process of a run over many hosts prepares only its rows of every batch (`rows=`): the
+plan is the whole batch's, so the rows together are the batch one process would make.
 """
 from __future__ import annotations
 
@@ -70,15 +72,22 @@ class Split:
         """uint8 (b, t, H, W): frames frame_idx[j] of video indices[j]."""
         if self.frames is not None:
             return self.frames[self.starts[indices][:, None] + frame_idx]
+        if not len(indices):
+            return np.zeros((0, frame_idx.shape[-1], self.frame_size, self.frame_size),
+                            np.uint8)
         return np.stack([self.loader(int(i))[f] for i, f in zip(indices, frame_idx)])
 
 
+EVAL_CLIPS = ("end", "first")
+
+
 def _epoch_plan(split: Split, train: bool, seed: int, epoch: int, num_frames: int,
-                shift_fraction: float):
+                shift_fraction: float, eval_clip: str = "end"):
     """Order, frame indices (n, num_frames) and shifts (n,), (n,) for one pass."""
     n = split.num_videos
     if not train:
-        frame_idx = np.stack([preprocess.clip_indices(int(m), num_frames)
+        offset = 0 if eval_clip == "first" else None
+        frame_idx = np.stack([preprocess.clip_indices(int(m), num_frames, offset)
                               for m in split.lengths]) if n else np.zeros((0, num_frames), int)
         zeros = np.zeros(n, np.int64)
         return np.arange(n), frame_idx, zeros, zeros
@@ -94,26 +103,35 @@ def _epoch_plan(split: Split, train: bool, seed: int, epoch: int, num_frames: in
 
 def batches(split: Split, batch_size: int, *, train: bool, seed: int = 0, epoch: int = 0,
             num_frames: int = 16, shift_fraction: float = 0.1,
-            drop_remainder: bool | None = None, start_batch: int = 0) -> Iterator[dict]:
+            drop_remainder: bool | None = None, start_batch: int = 0,
+            rows: slice | None = None, eval_clip: str = "end") -> Iterator[dict]:
     """Yields dict(video=float32 (b, num_frames, H, W), label=int32 (b,)).
 
     train=True: shuffled order, a random temporal offset (evenly spaced frames,
     linspace(0, n, num_frames, endpoint=False) shifted) and a random spatial shift of up to
     shift_fraction of the frame side (edges repeated), all drawn from (seed, epoch); the
     incomplete last batch is dropped unless drop_remainder=False.
-    train=False: every video once, in split order, the end-aligned clip, no shift; the last
-    batch may be smaller unless drop_remainder=True.
+    train=False: every video once, in split order, no shift, the clip `eval_clip`: "end"
+    (end-aligned: its last frame is the video's last) or "first" (starting at the first
+    frame, the paper's S2.1); the last batch may be smaller unless drop_remainder=True.
+    rows: only these rows of every batch (a process's part of the global batch; fewer, or
+    none, where a last batch is smaller), drawn from the plan of the whole batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if eval_clip not in EVAL_CLIPS:
+        raise ValueError(f"eval_clip must be one of {EVAL_CLIPS}, got {eval_clip!r}")
     if drop_remainder is None:
         drop_remainder = train
     order, frame_idx, dy, dx = _epoch_plan(split, train, seed, epoch, num_frames,
-                                           shift_fraction)
+                                           shift_fraction, eval_clip)
     n = len(order)
     stop = (n // batch_size) * batch_size if drop_remainder else n
     for lo in range(start_batch * batch_size, stop, batch_size):
-        sl = slice(lo, min(lo + batch_size, stop))
+        hi = min(lo + batch_size, stop)
+        if rows is not None:
+            lo, hi = min(lo + rows.start, hi), min(lo + rows.stop, hi)
+        sl = slice(lo, hi)
         clips = split.clips(order[sl], frame_idx[sl])
         if train and (dy[sl].any() or dx[sl].any()):
             clips = preprocess.shift_frames(clips, dy[sl], dx[sl])

@@ -39,6 +39,17 @@ DEVIATIONS = (
      "a ternary quantizer symmetric about 0 (S30's first two cases)", "none"),
     ("RAW feature memory", "8-bit frames (S1.1.1)", "12 bits per pixel",
      "Table S4 lists RAW at 1.50 bytes per pixel", "none"),
+    ("off-sensor decoder", "a fully connected layer on the readout (Fig. 1, S2.1)",
+     "experiments/*.flags: each video's readout standardized and scaled by 1/sqrt(D) before "
+     "the layer; the paper's tables (experiments/reproduce.py) use the plain layer",
+     "indifferent to the sensor's gain and offset, so one learning rate fits every model and "
+     "the decoder transfers from the simulated to the real readout scale",
+     "--decoder=plain (the paper's) | --decoder=standardized"),
+    ("evaluation clip", "clips start at the first frame (S2.1)",
+     "experiments/*.flags: the end-aligned clip (its last frame the video's last); the "
+     "paper's tables use the first frame",
+     "a gesture's motion ends a video; kept for the flagfiles' measured results",
+     "--eval_clip=first (the paper's) | --eval_clip=end"),
     ("training schedule on a CPU", "300 epochs or convergence, learning rates 1e-1 .. 1e-4, "
      "one rate for encoder and decoder (S2.1)",
      "experiments/*.flags: 100 epochs at 1e-2, the encoder at half the decoder's rate, "

@@ -84,17 +84,28 @@ class Job:
     fn: object   # () -> result dict, written to run_dir / "result.json"
 
 
-def _base(scale: Scale, dataset: str, data_dir) -> TrainConfig:
-    """The training settings of the CPU flagfiles (`experiments/gesture.flags`) at `scale`."""
+# the paper's protocol (S2.1): the plain linear decoder, clips scored from the first frame
+PAPER_PROTOCOL = {"decoder": "plain", "eval_clip": "first"}
+
+
+def _base(scale: Scale, dataset: str, data_dir, protocol: dict) -> TrainConfig:
+    """The training settings of the CPU flagfiles (`experiments/gesture.flags`) at `scale`,
+    scored as `protocol` says."""
     return TrainConfig(dataset=dataset, data_dir=data_dir, num_epochs=scale.num_epochs,
                        batch_size=scale.batch_size, max_videos=scale.max_videos,
                        learning_rate=scale.learning_rates[0], encoder_lr_scale=0.5,
-                       shift_fraction=0.05, plateau_patience=8, export_weights=False)
+                       shift_fraction=0.05, plateau_patience=8, export_weights=False,
+                       eval_clip=protocol["eval_clip"])
 
 
-def plan(scale: Scale, workdir, datasets: dict) -> list[Job]:
+def _paper(base: TrainConfig, model, protocol: dict) -> TrainConfig:
+    return base.replace(model=model.replace(decoder=protocol["decoder"]))
+
+
+def plan(scale: Scale, workdir, datasets: dict, protocol: dict = PAPER_PROTOCOL
+         ) -> list[Job]:
     """Every job of a reproduction, in order. datasets: {"gesture": (name, data_dir),
-    "lips": (name, data_dir)}."""
+    "lips": (name, data_dir)}; protocol: {"decoder", "eval_clip"}."""
     wd = Path(workdir)
     jobs = []
     table1_data = {}
@@ -113,23 +124,23 @@ def plan(scale: Scale, workdir, datasets: dict) -> list[Job]:
     configs = {f"{k}@{p}": cfg for k, p, cfg in table_s4.select_jobs(m=0.5)}
     chosen = list(configs) if scale.models is None else list(scale.models)
     for task, (name, data_dir) in datasets.items():
-        base = _base(scale, name, data_dir)
+        base = _base(scale, name, data_dir, protocol)
         for key in chosen:
             cfg = configs[key].replace(frame_size=scale.frame_size)
             if cfg.cell == "raw":
                 cfg = cfg.replace(frame_size=4 * scale.frame_size)
             run_dir = wd / "table_s4" / task / key.replace("@", "_")
             jobs.append(Job("table_s4", f"{task} {key}", run_dir,
-                            lambda c=base.replace(model=cfg), d=run_dir: runs.run_sweep(
+                            lambda c=_paper(base, cfg, protocol), d=run_dir: runs.run_sweep(
                                 c, d, scale.seeds, scale.learning_rates)))
         for w in scale.windows:
             cfg = fig3.window_config(w, frame_size=scale.frame_size, m=0.5)
             run_dir = wd / "fig3" / task / f"window_{w}"
             jobs.append(Job("fig3", f"{task} window {w}", run_dir,
-                            lambda c=base.replace(model=cfg), d=run_dir: runs.run_sweep(
+                            lambda c=_paper(base, cfg, protocol), d=run_dir: runs.run_sweep(
                                 c, d, scale.seeds, scale.learning_rates)))
     name, data_dir = datasets["gesture"]
-    base = _base(scale, name, data_dir).replace(num_epochs=scale.table3_epochs,
+    base = _base(scale, name, data_dir, protocol).replace(num_epochs=scale.table3_epochs,
                                                 export_weights=True)
     model = base.model.replace(m=0.5, frame_size=scale.frame_size)
     recipes = {"noise-free": model, "authors-noise": model.replace(
@@ -138,7 +149,8 @@ def plan(scale: Scale, workdir, datasets: dict) -> list[Job]:
     for label, cfg in recipes.items():
         run_dir = wd / "table3" / label
         jobs.append(Job("table3", f"train {label}", run_dir,
-                        lambda c=base.replace(model=cfg), d=run_dir: train_and_evaluate(c, d)))
+                        lambda c=_paper(base, cfg, protocol), d=run_dir: train_and_evaluate(
+                            c, d)))
     programs = ("ideal", "chip") if scale.chip and scale.frame_size == 64 else ("ideal",)
     for program in programs:
         for label in recipes:
@@ -152,7 +164,8 @@ def plan(scale: Scale, workdir, datasets: dict) -> list[Job]:
 SECTIONS = ("table1", "table_s4", "fig3", "table3")
 
 
-def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS) -> Path:
+def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS,
+        protocol: dict = PAPER_PROTOCOL) -> Path:
     """Runs every unfinished job of `plan` in `sections` and writes the report; returns its
     path."""
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -161,8 +174,8 @@ def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS) 
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     datasets = datasets or {task: (name, None) for task, name in TASKS.items()}
-    jobs = [j for j in plan(scale, wd, datasets) if j.section in sections]
-    write_json(wd / "plan.json", {"scale": dataclasses.asdict(scale),
+    jobs = [j for j in plan(scale, wd, datasets, protocol) if j.section in sections]
+    write_json(wd / "plan.json", {"scale": dataclasses.asdict(scale), "protocol": protocol,
                                   "datasets": datasets, "jobs": [
                                       {"section": j.section, "name": j.name,
                                        "run_dir": str(j.run_dir)} for j in jobs]})

@@ -7,6 +7,12 @@ while saving leaves no half-written step behind (the temporary folder is removed
 store is next opened, or at once when a save fails). A step that cannot be read back
 (truncated, corrupted) is reported, moved out of the way to `<directory>.unreadable/` so the
 run can write that step again, and the previous one is used.
+
+With several processes (`training.distributed`) every process calls `save` and
+`restore_latest` alike: orbax writes each array once, from the processes that hold its
+pieces, and reads it back into whatever sharding the template asks for, so a checkpoint
+written by one process count resumes under another. The folder must be one that every
+process sees (a shared file system or a bucket).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from typing import Callable
 import jax
 import orbax.checkpoint as ocp
 
+from pixelrnn_jax.training.distributed import barrier, is_primary
 from pixelrnn_jax.training.errors import TrainingError
 
 __all__ = ["CheckpointStore"]
@@ -72,7 +79,8 @@ class CheckpointStore:
         """(tree, meta) of the newest readable step, or None when there is none.
 
         `check(meta)` is called with the newest step's meta before its arrays are read; it
-        raises (e.g. ValueError) when the checkpoints belong to a different run.
+        raises (e.g. ValueError) when the checkpoints belong to a different run. The arrays
+        come back with the shardings of `template`'s arrays (on its mesh).
         """
         self._mngr.reload()
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
@@ -96,12 +104,15 @@ class CheckpointStore:
     def _set_aside(self, step: int, error: Exception) -> None:
         aside = self.directory.with_name(self.directory.name + ".unreadable")
         target = aside / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-        try:
-            aside.mkdir(exist_ok=True)
-            shutil.move(str(self.directory / str(step)), str(target))
-            where = f"moved to {target}"
-        except OSError as e:
-            where = f"could not be moved aside ({e.strerror})"
+        where = f"set aside by process 0 in {aside}"
+        if is_primary():
+            try:
+                aside.mkdir(exist_ok=True)
+                shutil.move(str(self.directory / str(step)), str(target))
+                where = f"moved to {target}"
+            except OSError as e:
+                where = f"could not be moved aside ({e.strerror})"
+        barrier(f"checkpoint-{step}-set-aside")
         first = str(error).splitlines()[0][:200] if str(error) else ""
         log.warning("checkpoint %d in %s is unreadable (%s: %s); %s; using the previous one",
                     step, self.directory, type(error).__name__, first, where)

@@ -30,6 +30,8 @@ class TrainConfig:
       seed: Seed of initialization, data order and noise.
       num_frames: Frames per clip (a multiple of K).
       shift_fraction: Random spatial shift in training, a fraction of the frame side.
+      eval_clip: The clip validation and test score: end (end-aligned, its last frame the
+        video's last) or first (from the first frame, the paper's S2.1).
       plateau_patience: Epochs without validation-loss improvement before the rate decays.
       plateau_factor: Factor of each learning-rate decay.
       min_learning_rate: Floor of the decayed learning rate.
@@ -50,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     num_frames: int = 16
     shift_fraction: float = 0.1
+    eval_clip: str = "end"
     plateau_patience: int = 4
     plateau_factor: float = 0.5
     min_learning_rate: float = 1e-5
@@ -68,6 +71,7 @@ class TrainConfig:
                    ">= 0 and finite"),
                   ("num_frames", self.num_frames >= 1, ">= 1"),
                   ("shift_fraction", 0 <= self.shift_fraction < 0.5, "in [0, 0.5)"),
+                  ("eval_clip", self.eval_clip in ("end", "first"), "end or first"),
                   ("plateau_patience", self.plateau_patience >= 0, ">= 0"),
                   ("plateau_factor", 0 < self.plateau_factor <= 1, "in (0, 1]"),
                   ("min_learning_rate", self.min_learning_rate >= 0, ">= 0"),

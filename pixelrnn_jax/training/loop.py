@@ -24,8 +24,9 @@ import numpy as np
 
 from pixelrnn_jax.training import rundir
 from pixelrnn_jax.training.checkpoints import CheckpointStore
+from pixelrnn_jax.training.distributed import is_primary
 from pixelrnn_jax.training.errors import TrainingError
-from pixelrnn_jax.training.steps import Stepper, learning_rate_of, set_learning_rate
+from pixelrnn_jax.training.steps import Stepper, learning_rate_of, set_learning_rate, to_host
 
 __all__ = ["Schedule", "LoopState", "fit", "reduce_on_plateau"]
 
@@ -118,7 +119,9 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
       per member, or None for no validation (the last epoch's parameters are the best).
     step_rng: the key of every step, folded with (epoch, step), split per member.
     store, run, workdir: checkpoints (resume), the run's identity (a checkpoint of another
-      run is refused) and the folder of metrics.jsonl; all optional.
+      run is refused) and the folder of metrics.jsonl; all optional. With several processes
+      every process calls `fit` alike (its rows of each batch in `train_batches`), all of
+      them write the checkpoints and process 0 alone the metrics.
     member_data: handed to the members' loss (see `Stepper`). progress_every: log one
       progress line every that many epochs (and at the last).
     """
@@ -127,8 +130,13 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
             "best_epoch": _per_member(0, members), "bad_epochs": _per_member(0, members),
             "best_val_loss": _per_member(math.inf, members), "train_seconds": 0.0,
             "videos_seen": 0, "run": run}
+    # placed before the restore: the checkpoint is read straight into this run's sharding,
+    # whatever the devices and processes that wrote it
+    params, opt_state = stepper.place((params, opt_state))
     state = LoopState(params, opt_state, params, meta)
     metrics = None if workdir is None else rundir.prepare(workdir) / "metrics.jsonl"
+    if not is_primary():   # the other processes of a distributed run write no metrics
+        metrics = None
     if store is not None:
         restored = store.restore_latest(
             state.tree(), check=lambda saved: rundir.check_same_run(saved.get("run"), run, workdir))
@@ -138,7 +146,7 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
             log.info("%sresuming from %s after epoch %d", name, store.directory, meta["epoch"])
     if metrics is not None:
         rundir.truncate_metrics(metrics, state.meta["epoch"])
-    params, opt_state, best_params = stepper.replicate(
+    params, opt_state, best_params = stepper.place(
         (state.params, state.opt_state, state.best_params))
     best_params = jax.tree.map(jnp.copy, best_params)   # params are donated to the step
     meta = state.meta
@@ -150,6 +158,7 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
         for step, batch in enumerate(train_batches(epoch)):
             rng = jax.random.fold_in(jax.random.fold_in(step_rng, epoch), step)
             params, opt_state, out = stepper.train(params, opt_state, batch, rng, member_data)
+            out = to_host(out)
             loss, gnorm = np.asarray(out["loss"], np.float64), np.asarray(out["grad_norm"])
             if not _finite(loss, gnorm):
                 where = "" if members is None else \
@@ -161,7 +170,7 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
                     f"{name}non-finite loss or gradient at epoch {epoch}, step {step}{where} "
                     f"(loss={_fmt(loss, 'g')}, gradient norm={_fmt(gnorm, 'g')}); {kept}; "
                     f"lower --learning_rate or check the training data")
-            size = len(batch["label"])
+            size = stepper.global_rows(len(batch["label"]))
             tot_loss = tot_loss + loss * size
             tot_correct = tot_correct + np.asarray(out["correct"], np.float64)
             n_seen += size
@@ -179,7 +188,7 @@ def fit(stepper: Stepper, params, opt_state, *, schedule: Schedule,
                     lr, meta["best_val_loss"], meta["bad_epochs"], val["loss"], schedule)
                 meta["best_val_loss"], meta["bad_epochs"] = _host(best_loss), _host(bad)
                 if np.any(np.asarray(new_lr) != lr):
-                    opt_state = set_learning_rate(opt_state, new_lr)
+                    opt_state = stepper.place(set_learning_rate(opt_state, new_lr))
                 lr = np.asarray(new_lr)
             improved = np.asarray(val["accuracy"]) > np.asarray(meta["best_val_accuracy"])
             meta["best_val_accuracy"] = _host(np.where(improved, val["accuracy"],

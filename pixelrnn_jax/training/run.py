@@ -6,9 +6,12 @@ validation accuracy, orbax checkpoints every epoch (rerunning with the same work
 `training.loop` on the video classifier of `training.steps`.
 
 The train step is data-parallel over a `jax.sharding.Mesh` of all devices (batch sharded,
-parameters replicated): the same code runs on one CPU, on simulated host devices, a GPU or a
-TPU slice. Everything a step depends on is a function of (seed, epoch, step), so a resumed
-run reproduces an uninterrupted one bit for bit on CPU.
+parameters replicated): the same code runs on one CPU, on simulated host devices, a GPU, a
+TPU slice, or many hosts (`training.distributed`: each process prepares its rows of every
+batch, all write the checkpoints, process 0 alone the metrics, results and weights).
+Everything a step depends on is a function of (seed, epoch, step), so a resumed run
+reproduces an uninterrupted one bit for bit on CPU, and the global batch of a step is the
+same whatever the number of processes.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pixelrnn_jax.core.deployed import save_deployed_weights
 from pixelrnn_jax.training import rundir
 from pixelrnn_jax.training.checkpoints import CheckpointStore
 from pixelrnn_jax.training.config import TrainConfig
+from pixelrnn_jax.training.distributed import is_primary, primary_first
 from pixelrnn_jax.training.loop import Schedule, fit
 from pixelrnn_jax.training.steps import (
     Stepper,
@@ -95,8 +99,10 @@ def prepare_dataset(config: TrainConfig, dataset=None, devices: int = 1):
     makes before it trains (frame size, batch against devices and the training split)."""
     cfg = config.model
     if dataset is None:
-        dataset = data_lib.load_dataset(config.dataset, config.data_dir, seed=config.seed,
-                                        frame_size=cfg.frame_size, raw=cfg.cell == "raw")
+        # built on first use into a folder every process may share: built once, then read
+        dataset = primary_first(lambda: data_lib.load_dataset(
+            config.dataset, config.data_dir, seed=config.seed, frame_size=cfg.frame_size,
+            raw=cfg.cell == "raw"), "dataset")
     if config.max_videos:
         dataset = limit_videos(dataset, config.max_videos)
     if dataset.num_classes != cfg.num_classes:
@@ -118,24 +124,29 @@ def schedule_of(config: TrainConfig) -> Schedule:
                     config.min_learning_rate)
 
 
-def training_batches(config: TrainConfig, split, batch_size: int):
-    """The batches of epoch e: shuffled, augmented, prefetched on a host thread."""
+def training_batches(config: TrainConfig, split, batch_size: int, rows: slice | None = None):
+    """The batches of epoch e: shuffled, augmented, prefetched on a host thread; `rows`:
+    this process's rows of each (`Stepper.local_rows`)."""
     return lambda epoch: data_lib.prefetch(data_lib.batches(
         split, batch_size, train=True, seed=config.seed, epoch=epoch,
         num_frames=config.num_frames, shift_fraction=config.shift_fraction,
-        drop_remainder=True))
+        drop_remainder=True, rows=rows))
 
 
-def evaluation_batches(config: TrainConfig, split, batch_size: int):
+def evaluation_batches(config: TrainConfig, split, batch_size: int,
+                       rows: slice | None = None):
     return data_lib.batches(split, batch_size, train=False, seed=config.seed, epoch=0,
-                            num_frames=config.num_frames)
+                            num_frames=config.num_frames, rows=rows,
+                            eval_clip=config.eval_clip)
 
 
 def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=None) -> dict:
     """Trains, evaluates, checkpoints and writes results; returns the results dict.
 
     `dataset` (a `pixelrnn_jax.data.DatasetSplits`) overrides loading `config.dataset`.
-    Rerunning with the same workdir resumes from the last complete epoch.
+    Rerunning with the same workdir resumes from the last complete epoch (with any number
+    of processes). In a distributed run every process calls it alike; each returns the
+    results, process 0 writes them.
     """
     wd = rundir.prepare(workdir)
     mesh = make_mesh(devices)
@@ -143,8 +154,11 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
     cfg = config.model
     tx = make_optimizer(config.learning_rate, config.encoder_lr_scale)
     stepper = Stepper(classification_loss(cfg), classification_eval(cfg), tx, mesh=mesh)
-    log.info("devices: %d x %s, global batch %d", mesh.devices.size,
-             mesh.devices.flat[0].platform, batch_size)
+    rows = stepper.local_rows(batch_size)
+    log.info("devices: %d x %s, global batch %d%s", mesh.devices.size,
+             mesh.devices.flat[0].platform, batch_size,
+             f"; process {jax.process_index()} of {jax.process_count()} feeds rows "
+             f"{rows.start}-{rows.stop - 1}" if jax.process_count() > 1 else "")
 
     init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
     params = init(init_rng, cfg, config.num_frames)["params"]
@@ -152,16 +166,16 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
         params = initial_params(config.init_from, cfg, params)
     state = fit(
         stepper, params, tx.init(params), schedule=schedule_of(config),
-        train_batches=training_batches(config, dataset.train, batch_size),
-        validate=lambda p: stepper.evaluate(p, evaluation_batches(config, dataset.val,
-                                                                  batch_size), batch_size),
+        train_batches=training_batches(config, dataset.train, batch_size, rows),
+        validate=lambda p: stepper.evaluate(
+            p, evaluation_batches(config, dataset.val, batch_size, rows), batch_size),
         step_rng=step_rng,
         store=CheckpointStore(wd / "checkpoints", keep=config.checkpoint_keep),
         run=rundir.run_identity(config.to_dict(), RESUMABLE_CHANGES), workdir=wd)
 
     def score(split):
-        return stepper.evaluate(state.best_params, evaluation_batches(config, split,
-                                                                      batch_size), batch_size)
+        return stepper.evaluate(state.best_params, evaluation_batches(
+            config, split, batch_size, rows), batch_size)
 
     test, val, train = score(dataset.test), score(dataset.val), score(dataset.train)
     meta = state.meta
@@ -178,13 +192,15 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
                     "description": dataset.description, "split": dataset.split_info,
                     "num_classes": dataset.num_classes},
         "devices": {"count": int(mesh.devices.size),
-                    "platform": mesh.devices.flat[0].platform},
+                    "platform": mesh.devices.flat[0].platform,
+                    "processes": jax.process_count()},
         "jax_version": jax.__version__,
         "config": config.to_dict(),
         "workdir": str(wd),
     }
-    rundir.write_json(wd / "results.json", results)
-    _save_artifacts(config, wd, state.best_params)
+    if is_primary():
+        rundir.write_json(wd / "results.json", results)
+        _save_artifacts(config, wd, state.best_params)
     return results
 
 

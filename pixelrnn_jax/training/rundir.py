@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ def prepare(workdir) -> Path:
     wd = Path(workdir)
     try:
         wd.mkdir(parents=True, exist_ok=True)
-        probe = wd / ".write_test"
+        # one probe per process: the processes of a distributed run check the same folder
+        probe = wd / f".write_test-{socket.gethostname()}-{os.getpid()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as e:

@@ -12,6 +12,7 @@ into one optimizer step; `Stepper` jits it and the evaluation, shards the batch 
 """
 from __future__ import annotations
 
+import zlib
 from functools import partial
 from typing import Callable, Iterable
 
@@ -23,9 +24,11 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from pixelrnn_jax.core import ModelConfig, PixelRNNModel
+from pixelrnn_jax.training.distributed import barrier
 
 __all__ = ["make_optimizer", "train_step", "classification_loss", "classification_eval",
-           "make_mesh", "Stepper", "pad_batch", "learning_rate_of", "set_learning_rate"]
+           "make_mesh", "to_host", "Stepper", "pad_batch", "learning_rate_of",
+           "set_learning_rate"]
 
 
 def make_optimizer(learning_rate: float, encoder_lr_scale: float = 1.0,
@@ -54,7 +57,7 @@ def make_optimizer(learning_rate: float, encoder_lr_scale: float = 1.0,
 
 def learning_rate_of(opt_state):
     """The current learning rate (per member in a sweep) of a `make_optimizer` state."""
-    return np.asarray(opt_state.hyperparams["learning_rate"], np.float64)
+    return to_host(opt_state.hyperparams["learning_rate"]).astype(np.float64)
 
 
 def set_learning_rate(opt_state, lr):
@@ -118,8 +121,23 @@ def classification_eval(cfg: ModelConfig) -> Callable:
 
 
 def make_mesh(devices=None) -> Mesh:
-    devices = np.asarray(jax.devices() if devices is None else devices)
-    return Mesh(devices, ("data",))
+    """A one-axis ("data") mesh of `devices` (default: every device of every process). The
+    devices of a process sit side by side, so a process feeds one block of a batch's rows."""
+    devices = list(jax.devices() if devices is None else devices)
+    if len({d.process_index for d in devices}) > 1:
+        devices.sort(key=lambda d: (d.process_index, d.id))
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def to_host(tree):
+    """NumPy values of a pytree of arrays, those spread over other processes' devices too
+    (gathered: every process must call it)."""
+    def get(x):
+        if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+            from jax.experimental import multihost_utils
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+    return jax.tree.map(get, tree)
 
 
 def pad_batch(batch: dict, size: int) -> dict:
@@ -138,12 +156,17 @@ def pad_batch(batch: dict, size: int) -> dict:
 class Stepper:
     """The jitted train and eval steps of one problem.
 
-    mesh: the devices the batch is sharded over (parameters replicated); None runs on the
-    default device without sharding. members: None for a single run, else the number of
-    vmapped members; their parameters and optimizer states are stacked on a leading axis and
-    every member sees the same batch. `member_data` (given to `train` and `evaluate`, a
-    pytree with the members' leading axis when `member_axis`) is handed to the loss.
-    Parameters and optimizer state are donated to the step.
+    mesh: the devices of the run (parameters replicated, the batch split over them); None
+    runs on the default device without sharding. members: None for a single run, else the
+    number of vmapped members; their parameters and optimizer states are stacked on a
+    leading axis and every member sees the same batch. When the members divide among the
+    mesh's devices, the members are split over them instead of the batch (each device steps
+    its members on the whole batch: no gradient crosses devices). `member_data` (given to
+    `train` and `evaluate`, a pytree with the members' leading axis when `member_axis`) is
+    handed to the loss. Parameters and optimizer state are donated to the step.
+
+    With a mesh over several processes, each process hands `train` and `evaluate` only its
+    rows of every batch (`local_rows`), and every process makes the same calls.
     """
 
     def __init__(self, loss_fn: Callable, eval_fn: Callable | None, tx, *,
@@ -157,40 +180,124 @@ class Stepper:
             step = jax.vmap(step, in_axes=(0, 0, None, 0, axis))
             if eval_fn is not None:
                 evaluate = jax.vmap(eval_fn, in_axes=(0, None, axis))
-        self._train = jax.jit(step, donate_argnums=(0, 1))
-        self._eval = None if evaluate is None else jax.jit(evaluate)
+        self.split_members = (mesh is not None and members is not None
+                              and members % mesh.devices.size == 0 and mesh.devices.size > 1)
+        train_out = eval_out = None
         if mesh is not None:
             self.replicated = NamedSharding(mesh, P())
             self.sharded = NamedSharding(mesh, P("data"))
+            self.state_sharding = self.sharded if self.split_members else self.replicated
+            self.batch_sharding = self.replicated if self.split_members else self.sharded
+            # the metrics replicated: every process reads them without a gather
+            train_out = (self.state_sharding, self.state_sharding, self.replicated)
+            eval_out = self.replicated
+        self._train = jax.jit(step, donate_argnums=(0, 1), out_shardings=train_out)
+        self._eval = None if evaluate is None else jax.jit(evaluate, out_shardings=eval_out)
+        self._local = (1 if mesh is None else
+                       sum(d.process_index == jax.process_index() for d in mesh.devices.flat))
+        self.multiprocess = mesh is not None and self._local < mesh.devices.size
+        self._compiled: set = set()
 
     @property
     def devices(self) -> int:
         return 1 if self.mesh is None else int(self.mesh.devices.size)
 
+    def local_rows(self, batch_size: int) -> slice:
+        """The rows of a global batch of `batch_size` this process feeds (all of them with
+        one process, or when the members are split and every device sees the whole
+        batch)."""
+        if not self.multiprocess or self.split_members:
+            return slice(0, batch_size)
+        spans = sorted((s[0].start or 0, batch_size if s[0].stop is None else s[0].stop)
+                       for s in self.batch_sharding.addressable_devices_indices_map(
+                           (batch_size,)).values())
+        if any(a[1] != b[0] for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"the devices of process {jax.process_index()} hold rows "
+                             f"{spans} of a batch: not one block (build the mesh with "
+                             f"make_mesh)")
+        return slice(spans[0][0], spans[-1][1])
+
+    def global_rows(self, local_rows: int) -> int:
+        """The rows of the global batch of which this process feeds `local_rows`."""
+        if not self.multiprocess or self.split_members:
+            return local_rows
+        return local_rows * int(self.mesh.devices.size) // self._local
+
     def put_batch(self, batch: dict) -> dict:
         if self.mesh is None:
             return {k: jnp.asarray(v) for k, v in batch.items()}
-        return {k: jax.device_put(np.asarray(v), self.sharded) for k, v in batch.items()}
+        if self.multiprocess:
+            return {k: jax.make_array_from_process_local_data(
+                        self.batch_sharding, np.asarray(v),
+                        (self.global_rows(len(v)),) + np.shape(v)[1:])
+                    for k, v in batch.items()}
+        return {k: jax.device_put(np.asarray(v), self.batch_sharding) for k, v in batch.items()}
 
     def replicate(self, tree):
         return tree if self.mesh is None else jax.device_put(tree, self.replicated)
 
+    def place(self, tree):
+        """Parameters or optimizer state where the step wants them: replicated, or split by
+        member. The same values on every process (a seeded initialization, a checkpoint):
+        with several, that is checked once for the whole tree."""
+        if self.mesh is None:
+            return tree
+        if not self.multiprocess:
+            return jax.device_put(tree, self.state_sharding)
+        sharding = self.state_sharding
+
+        def local(x):   # a value this process holds whole
+            return not (isinstance(x, jax.Array) and (x.sharding == sharding
+                                                      or not x.is_fully_addressable))
+
+        def put(x):
+            if not local(x):
+                return x if x.sharding == sharding else jax.device_put(x, sharding)
+            host = np.asarray(x)
+            return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
+
+        leaves = [np.ascontiguousarray(x) for x in jax.tree.leaves(tree) if local(x)]
+        if leaves:
+            from jax.experimental import multihost_utils
+            barrier("place")   # the processes may arrive minutes apart (loading data)
+            # one collective for the tree, not one per leaf
+            digest = np.asarray([zlib.crc32(x.tobytes()) for x in leaves], np.uint32)
+            multihost_utils.assert_equal(digest, "parameters or optimizer state differ "
+                                                 "between the processes")
+        return jax.tree.map(put, tree)
+
     def member_keys(self, rng):
         return rng if self.members is None else jax.random.split(rng, self.members)
 
+    def _run(self, name: str, fn, *args):
+        """fn(*args); with several processes, each first compiles, then all wait for the
+        slowest: the collectives' first rendezvous allows the processes only seconds apart,
+        and a process whose compilation cache is warm (on CPU, process 0's alone) is done
+        minutes before the others."""
+        if self.multiprocess:
+            key = (name, tuple((np.shape(x), str(getattr(x, "dtype", type(x))))
+                               for x in jax.tree.leaves(args)))
+            if key not in self._compiled:
+                fn.lower(*args).compile()
+                barrier(f"compiled-{name}")
+                self._compiled.add(key)
+        return fn(*args)
+
     def train(self, params, opt_state, batch, rng, member_data=None):
-        return self._train(params, opt_state, self.put_batch(batch), self.member_keys(rng),
-                           member_data)
+        return self._run("train", self._train, params, opt_state, self.put_batch(batch),
+                         self.member_keys(rng), member_data)
 
     def evaluate(self, params, batches: Iterable[dict], batch_size: int,
                  member_data=None) -> dict:
-        """Mean loss and accuracy over `batches` (each padded to `batch_size`); per member
-        (arrays) in a sweep."""
+        """Mean loss and accuracy over `batches` (each padded to `batch_size`: the rows of
+        this process, `local_rows`, with several); per member (arrays) in a sweep."""
+        rows = self.local_rows(batch_size)
         tot = None
         for batch in batches:
-            out = self._eval(params, self.put_batch(pad_batch(batch, batch_size)),
-                             member_data)
-            out = {k: np.asarray(v, np.float64) for k, v in out.items()}
+            out = self._run("evaluate", self._eval, params,
+                            self.put_batch(pad_batch(batch, rows.stop - rows.start)),
+                            member_data)
+            out = {k: np.asarray(v, np.float64) for k, v in to_host(out).items()}
             tot = out if tot is None else {k: tot[k] + out[k] for k in tot}
         if tot is None:
             raise ValueError("evaluation on an empty split")

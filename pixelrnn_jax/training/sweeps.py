@@ -4,7 +4,9 @@ The members' parameters and optimizer states are stacked on a leading axis and t
 step of a single run is vmapped over them (`Stepper(members=...)`); the epoch loop is the
 single run's (`training.loop.fit`), so a sweep keeps every guard a run has: the frame-size
 and batch checks, `per_device_batch_size`, `max_videos`, the non-finite guard, checkpoints
-and resume, and each member's own plateau learning rate and best epoch.
+and resume, and each member's own plateau learning rate and best epoch. When the members
+divide among the devices they are split over them (`Stepper`), on one host or many; else the
+batch is, as in a single run.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pixelrnn_jax.core import init
 from pixelrnn_jax.training import rundir
 from pixelrnn_jax.training.checkpoints import CheckpointStore
 from pixelrnn_jax.training.config import TrainConfig
+from pixelrnn_jax.training.distributed import is_primary
 from pixelrnn_jax.training.loop import fit
 from pixelrnn_jax.training.run import (
     RESUMABLE_CHANGES,
@@ -28,6 +31,7 @@ from pixelrnn_jax.training.steps import (
     Stepper,
     classification_eval,
     classification_loss,
+    learning_rate_of,
     make_mesh,
     make_optimizer,
 )
@@ -70,23 +74,23 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
     config, dataset, batch_size = prepare_dataset(config, dataset, int(mesh.devices.size))
     members, tx, params, opt_state = init_members(config, seeds, learning_rates)
     stepper = sweep_stepper(config, tx, len(members), mesh)
+    rows = stepper.local_rows(batch_size)
     wd = None if workdir is None else rundir.prepare(workdir)
     identity = rundir.run_identity({**config.to_dict(), "members": members}, RESUMABLE_CHANGES)
     state = fit(
         stepper, params, opt_state, schedule=schedule_of(config),
-        train_batches=training_batches(config, dataset.train, batch_size),
-        validate=lambda p: stepper.evaluate(p, evaluation_batches(config, dataset.val,
-                                                                  batch_size), batch_size),
+        train_batches=training_batches(config, dataset.train, batch_size, rows),
+        validate=lambda p: stepper.evaluate(
+            p, evaluation_batches(config, dataset.val, batch_size, rows), batch_size),
         step_rng=jax.random.split(jax.random.key(config.seed))[1],
         store=None if wd is None else CheckpointStore(wd / "checkpoints",
                                                       keep=config.checkpoint_keep),
         run=identity, workdir=wd, name="sweep ")
-    test = stepper.evaluate(state.best_params, evaluation_batches(config, dataset.test,
-                                                                  batch_size),
-                            batch_size)["accuracy"]
+    test = stepper.evaluate(state.best_params, evaluation_batches(
+        config, dataset.test, batch_size, rows), batch_size)["accuracy"]
     meta = state.meta
     best_val = np.asarray(meta["best_val_accuracy"])
-    lrs = np.asarray(state.opt_state.hyperparams["learning_rate"], np.float64)
+    lrs = learning_rate_of(state.opt_state)
     rows = [{"seed": s, "learning_rate": lr, "val_accuracy": float(v), "test_accuracy": float(t),
              "best_epoch": int(e), "final_learning_rate": float(f)}
             for (s, lr), v, t, e, f in zip(members, best_val, test, meta["best_epoch"], lrs)]
@@ -96,6 +100,6 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
            "test_accuracy_of_best_val": float(test[int(np.argmax(best_val))]),
            "train_videos_per_s": meta["videos_seen"] / seconds,
            "member_videos_per_s": len(members) * meta["videos_seen"] / seconds}
-    if wd is not None:
+    if wd is not None and is_primary():
         rundir.write_json(wd / "sweep.json", out)
     return out
