@@ -3,7 +3,9 @@
     python benchmarks/throughput.py --json [--compare-torch] [--models=all]
 
 Prints one JSON line: train_videos_per_s (jitted step: forward, backward, Adam),
-encode_frames_per_s (inference of `encode`), sensor_frames_per_s (the simulated SCAMP-5
+encode_frames_per_s (`encode` on the float path) and encode_packed_frames_per_s (the binary
+model's bit logic on packed words, bit-exact; with its bit operations per frame and the
+fraction of this CPU's integer peak they reach), sensor_frames_per_s (the simulated SCAMP-5
 program), compile seconds, JAX version and device, and the peak resident memory of a
 process that only runs the train step (`train_peak_rss_mb`) and of one that only encodes
 (`encode_peak_rss_mb`). Each figure is the median of --repeats timed runs after a warm-up.
@@ -43,12 +45,31 @@ def _median_time(fn, repeats):
     return float(np.median(times))
 
 
+def integer_peak_bit_ops_per_s() -> float | None:
+    """This CPU's peak of bitwise vector logic, in bit operations per second: cores x clock
+    x 3 vector integer ALU ports (AMD Zen and Intel since Haswell) x the vector width (256
+    bits with AVX2, 512 with AVX-512). None where /proc/cpuinfo does not say (not Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    mhz = [float(ln.split(":")[1]) for ln in info.splitlines() if ln.startswith("cpu MHz")]
+    flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "").split()
+    if not mhz:
+        return None
+    width = 512 if "avx512f" in flags else 256 if "avx2" in flags else 128
+    cores = len(os.sched_getaffinity(0))
+    return float(cores * max(mhz) * 1e6 * 3 * width)
+
+
 def measure(batch: int, frames: int, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     import pixelrnn_jax as pr
+    from pixelrnn_jax import scamp5
+    from pixelrnn_jax.core import packed_encoder
     from pixelrnn_jax.training.steps import classification_loss, make_optimizer, train_step
 
     cfg = pr.ModelConfig(cnn_layers=1, cell="pixelrnn", precision="1bit", num_classes=9)
@@ -69,11 +90,18 @@ def measure(batch: int, frames: int, repeats: int) -> dict:
     train_s = _median_time(lambda: step(params, opt_state, batch_d, key), repeats)
 
     variables = {"params": params}
-    t0 = time.perf_counter()
-    jax.block_until_ready(pr.encode(variables, video, cfg))
-    encode_compile = time.perf_counter() - t0
-    jax.block_until_ready(pr.encode(variables, video, cfg))
-    encode_s = _median_time(lambda: pr.encode(variables, video, cfg), repeats)
+    encoders = {"float": partial(pr.encode, variables, video, cfg, packed=False),
+                "packed": partial(pr.encode, variables, video, cfg, packed=True)}
+    encode_s, encode_compile = {}, {}
+    for name, fn in encoders.items():
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        encode_compile[name] = time.perf_counter() - t0
+        jax.block_until_ready(fn())
+        encode_s[name] = _median_time(fn, repeats)
+    bit_ops = packed_encoder.bit_ops_per_frame(params, video.shape, cfg)
+    packed_fps = batch * frames / encode_s["packed"]
+    peak = integer_peak_bit_ops_per_s()
 
     out = {
         "impl": "pixelrnn_jax", "jax": jax.__version__, "device": str(jax.devices()[0]),
@@ -81,21 +109,27 @@ def measure(batch: int, frames: int, repeats: int) -> dict:
         "train_step_ms": round(train_s * 1e3, 2),
         "train_videos_per_s": round(batch / train_s, 2),
         "train_compile_s": round(train_compile, 2),
-        "encode_ms": round(encode_s * 1e3, 2),
-        "encode_frames_per_s": round(batch * frames / encode_s, 1),
-        "encode_compile_s": round(encode_compile, 2),
+        "encode_ms": round(encode_s["float"] * 1e3, 2),
+        "encode_frames_per_s": round(batch * frames / encode_s["float"], 1),
+        "encode_compile_s": round(encode_compile["float"], 2),
+        "encode_packed_ms": round(encode_s["packed"] * 1e3, 2),
+        "encode_packed_frames_per_s": round(packed_fps, 1),
+        "encode_packed_compile_s": round(encode_compile["packed"], 2),
+        "packed_speedup_vs_float": round(encode_s["float"] / encode_s["packed"], 2),
+        "packed_bit_ops_per_frame": round(bit_ops),
+        "cpu_integer_peak_bit_ops_per_s": peak,
+        "packed_fraction_of_integer_peak": (round(bit_ops * packed_fps / peak, 4)
+                                            if peak else None),
     }
-    from pixelrnn_jax import scamp5
-    if True:
-        noise = scamp5.NoiseModel()
-        sim = lambda: scamp5.simulate(variables, video, cfg, noise=noise,  # noqa: E731
-                                      rng=jax.random.key(2))
-        t0 = time.perf_counter()
-        jax.block_until_ready(sim())
-        out["sensor_compile_s"] = round(time.perf_counter() - t0, 2)
-        sensor_s = _median_time(sim, repeats)
-        out["sensor_frames_per_s"] = round(batch * frames / sensor_s, 1)
-        out["sensor_noise"] = "on"
+    noise = scamp5.NoiseModel()
+    sim = lambda: scamp5.simulate(variables, video, cfg, noise=noise,  # noqa: E731
+                                  rng=jax.random.key(2))
+    t0 = time.perf_counter()
+    jax.block_until_ready(sim())
+    out["sensor_compile_s"] = round(time.perf_counter() - t0, 2)
+    sensor_s = _median_time(sim, repeats)
+    out["sensor_frames_per_s"] = round(batch * frames / sensor_s, 1)
+    out["sensor_noise"] = "on"
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
 
@@ -120,11 +154,8 @@ def peak_rss(part: str, batch: int, frames: int) -> float:
     """Peak resident memory (MB) of a fresh process that only runs `part` (train or
     encode): what that step needs, apart from everything else this benchmark holds."""
     # VmHWM, not getrusage: a child's ru_maxrss starts from the forking parent's
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            f"import throughput; throughput.rss_probe({part!r}, {batch}, {frames}); "
-            f"print(next(int(ln.split()[1]) for ln in open('/proc/self/status') "
-            f"if ln.startswith('VmHWM')) / 1024)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, __file__, f"--probe={part}", f"--batch={batch}",
+                          f"--frames={frames}"], capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"error: the {part} memory probe failed:\n{res.stderr[-2000:]}")
     return round(float(res.stdout.strip().splitlines()[-1]), 1)
@@ -193,7 +224,13 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="torch threads (JAX uses all cores of the process)")
     ap.add_argument("--no-rss", action="store_true", help="skip the memory probes")
+    ap.add_argument("--probe", choices=("train", "encode"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.probe:
+        rss_probe(args.probe, args.batch, args.frames)
+        print(next(int(ln.split()[1]) for ln in open("/proc/self/status")
+                   if ln.startswith("VmHWM")) / 1024)
+        return
     if args.compare_torch and not Path(args.torch_reference).exists():
         raise SystemExit(f"error: --compare-torch needs {args.torch_reference} "
                          f"(set --torch-reference)")

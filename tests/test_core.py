@@ -80,8 +80,10 @@ def test_one_optimizer_step_flips_a_binary_weight():
 
 # ---------------------------------------------------------------- kernels
 
-@pytest.mark.parametrize("exact", [True, False])
-@pytest.mark.parametrize("shape", [(3, 16, 20), (40, 8, 8)])  # one chunk; 2 chunks of 20
+@pytest.mark.parametrize("shape,exact", [((3, 16, 20), True), ((40, 8, 8), False),  # 1 chunk
+                                         pytest.param((3, 16, 20), False,     # 2 chunks
+                                                      marks=pytest.mark.slow),
+                                         pytest.param((40, 8, 8), True, marks=pytest.mark.slow)])
 def test_pooled_conv_matches_reference_forward_and_gradients(exact, shape):
     rng = np.random.default_rng(1)
     x = jnp.asarray(np.sign(rng.standard_normal(shape) + 0.2), jnp.float32)
@@ -222,3 +224,20 @@ def test_bad_config_is_named():
         pr.ModelConfig(precision="8bit")
     with pytest.raises(ValueError, match="cnn_layers"):
         pr.ModelConfig(cnn_layers=3)
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        pr.ModelConfig(decoder="mlp")
+
+
+def test_plain_decoder_is_the_linear_layer_on_the_readout():
+    """decoder=plain: logits = W vec(readout) + b, PyTorch's U(+-1/sqrt(D)) initialisation;
+    standardized: the same layer, blind to the readout's gain and offset."""
+    from pixelrnn_jax.core.model import Decoder
+    readout = jnp.asarray(np.random.default_rng(3).normal(size=(2, 1, 16, 16)), jnp.float32)
+    plain = Decoder(pr.ModelConfig(decoder="plain"))
+    v = plain.init(jax.random.key(0), readout)
+    w, b = v["params"]["dense"]["kernel"], v["params"]["dense"]["bias"]
+    assert w.shape == (256, 9) and float(jnp.abs(w).max()) <= 1 / 16
+    assert_close(plain.apply(v, readout), readout.reshape(2, -1) @ w + b)
+    assert not np.allclose(plain.apply(v, 3 * readout + 5), plain.apply(v, readout))
+    std = Decoder(pr.ModelConfig())
+    assert_close(std.apply(v, 3 * readout + 5), std.apply(v, readout), rtol=1e-4)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pixelrnn_jax.core import packed_encoder
 from pixelrnn_jax.core.config import ModelConfig
 from pixelrnn_jax.core.encoder import Encoder
 
@@ -34,10 +35,11 @@ Array = jax.Array
 class Decoder(nn.Module):
     """Off-sensor decoder: one full-precision fully connected layer, readout -> classes.
 
-    The readout of each video is standardized (zero mean, unit variance over its values)
-    before the layer, which makes the decoder indifferent to the sensor's gain and offset, and
-    the layer acts on x / sqrt(D) (D readout values) so an Adam step moves the logits by about
-    the learning rate whatever the readout size.
+    With `decoder="plain"` the layer sees the readout as it is (the paper's decoder). With
+    "standardized" (the default) the readout of each video is standardized (zero mean, unit
+    variance over its values) before the layer, which makes the decoder indifferent to the
+    sensor's gain and offset, and the layer acts on x / sqrt(D) (D readout values) so an Adam
+    step moves the logits by about the learning rate whatever the readout size.
 
     Cells with `frame_decoder` (RAW, event camera) apply the layer to every readout frame on
     its own, standardized per frame: (b t h w) -> (b t classes); their video logits are the
@@ -53,11 +55,15 @@ class Decoder(nn.Module):
             raise ValueError(_no_frame_logits(self.config))
         lead = readout.shape[:2] if frames else readout.shape[:1]
         flat = readout.reshape(lead + (-1,)).astype(jnp.float32)
-        flat = (flat - flat.mean(-1, keepdims=True)) * jax.lax.rsqrt(
-            flat.var(-1, keepdims=True) + 1e-6)
-        flat = flat / np.sqrt(flat.shape[-1])
-        logits = nn.Dense(self.config.num_classes, name="dense",
-                          kernel_init=nn.initializers.normal(1.0))(flat)
+        if self.config.decoder == "plain":
+            # the paper's layer; PyTorch's nn.Linear initialisation U(+-1/sqrt(D))
+            init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+        else:
+            flat = (flat - flat.mean(-1, keepdims=True)) * jax.lax.rsqrt(
+                flat.var(-1, keepdims=True) + 1e-6)
+            flat = flat / np.sqrt(flat.shape[-1])
+            init = nn.initializers.normal(1.0)
+        logits = nn.Dense(self.config.num_classes, name="dense", kernel_init=init)(flat)
         return logits.mean(axis=1) if frames and not per_frame else logits
 
 
@@ -158,8 +164,28 @@ def _frame_logits_jit(variables, video, config, rng):
     return PixelRNNModel(config).apply(variables, video, rng, method=PixelRNNModel.frame_logits)
 
 
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _encode_exact(params, video, config):
+    """The packed forward pass; its gradient is the float path's (the same function, so the
+    same surrogate gradients)."""
+    return packed_encoder.encode_packed(params, video, config)
+
+
+def _encode_exact_fwd(params, video, config):
+    return packed_encoder.encode_packed(params, video, config), (params, video)
+
+
+def _encode_exact_bwd(config, res, g):
+    params, video = res
+    _, vjp = jax.vjp(lambda p, v: _encode_jit({"params": p}, v, config, None), params, video)
+    return vjp(g)
+
+
+_encode_exact.defvjp(_encode_exact_fwd, _encode_exact_bwd)
+
+
 def encode(params, video, config: ModelConfig, *, rng: Array | None = None,
-           intermediates: bool = False):
+           intermediates: bool = False, packed: bool | None = None):
     """What the sensor reads out: (b t H W) -> (b t/K h w) (o_t every K frames); the camera
     baselines read out every frame, (b t h w).
 
@@ -167,9 +193,26 @@ def encode(params, video, config: ModelConfig, *, rng: Array | None = None,
     setting) is added before every quantizer; without it the encoder is deterministic.
     `intermediates=True` returns (readout, {name: (b t h w) per-frame activations}), see
     `Encoder`.
+
+    `packed` chooses the implementation of binary models: bit logic on packed words
+    (`packed_encoder`, bit-exact with the float path and several times faster on CPUs) or
+    the float path. None (default) packs wherever that is exact: binary models of the cells
+    in `packed_encoder.PACKED_CELLS` (pixelrnn, srnn, lstm, gru, mgu, genrnn11, genrnn01)
+    with 0, 1 or 2 CNN layers, when no noise is drawn and no intermediates are asked for.
+    The camera baselines and 32-bit models always take the float path. True requires the
+    packed path (a ValueError says why a model cannot take it); False forces the float path.
+    Either way the gradient is the float path's surrogate gradient.
     """
     check_video(video, config)
     video, single = _batched(jnp.asarray(video))
+    reason = packed_encoder.unsupported(config, rng=rng, intermediates=intermediates)
+    if packed and reason:
+        raise ValueError(f"packed=True, but the packed encoder cannot run this model: {reason}")
+    if packed is None:
+        packed = reason is None
+    if packed:
+        out = _encode_exact(unwrap_params(params), video, config)
+        return out[0] if single else out
     out = _encode_jit(as_variables(params), video, config, rng, intermediates)
     return jax.tree.map(lambda a: a[0], out) if single else out
 

@@ -83,7 +83,8 @@ PIXELRNN = register(CellSpec(
 def _convs(p, x, names):
     """{name: p[name] * x} for kernels `names` applied to the same planes x, each through
     the fused 25-shift kernel with its hand-written VJP (`ops.conv5x5`), as PixelRNN's: on
-    XLA:CPU 2-4x faster per train step than one `lax.conv` with the kernels stacked."""
+    XLA:CPU 2-4x faster per train step than one `lax.conv` with the kernels stacked, and 5-8x
+    faster than one 25-tap loop over all kernels at once (measured; it compiles faster)."""
     return {n: ops.conv5x5(x, p[n]) for n in names}
 
 
