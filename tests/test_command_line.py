@@ -61,8 +61,10 @@ def test_flagfiles_expand_nested_and_beside_the_script(tmp_path):
         cli.expand_flagfiles(["--flagfile=c.flags"], tmp_path)
 
 
-@pytest.mark.parametrize("cwd,flagfile", [(REPO, "gesture.flags"),
-                                          (EXPERIMENTS, "gesture_sensornoise.flags")])
+@pytest.mark.parametrize("cwd,flagfile", [
+    (REPO, "gesture.flags"),
+    # nested flagfiles are expanded by the unit tests above; the whole command is slow
+    pytest.param(EXPERIMENTS, "gesture_sensornoise.flags", marks=pytest.mark.slow)])
 def test_the_quickstart_command_as_written(tmp_path, cwd, flagfile):
     """`python experiments/train.py --flagfile=gesture.flags` from the repository root (the
     design card's command), and a nested flagfile from inside experiments/."""
