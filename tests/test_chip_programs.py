@@ -44,6 +44,7 @@ def test_noise_free_machine_and_fast_path_agree_bit_for_bit(kind):
     assert a.std() > 1.0          # the readout has structure
 
 
+@pytest.mark.slow   # 20 s; the noisy agreement runs by default
 def test_systematic_errors_agree_to_float_rounding():
     """The shipped calibration's offsets, losses, DAC gain, chip pattern and readout (its
     offset map, rounding), temporal noise off: the same arithmetic in both programs."""

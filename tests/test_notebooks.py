@@ -60,11 +60,13 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     assert (tmp_path / "workdir" / "results.json").is_file()
 
 
+@pytest.mark.slow   # 40 s; the Quickstart notebook runs by default
 def test_encode_as_a_library_runs(tmp_path, monkeypatch):
     nb = _execute("encode_as_a_library.ipynb", tmp_path, monkeypatch)
     assert _images(nb) >= 2
 
 
+@pytest.mark.slow   # 40 s; the Quickstart notebook runs by default
 def test_sensor_runs(tmp_path, monkeypatch):
     pytest.importorskip("pixelrnn_jax.scamp5", reason="the SCAMP-5 model is not in this tree")
     nb = _execute("sensor.ipynb", tmp_path, monkeypatch)

@@ -259,6 +259,8 @@ def _wait_for(proc, condition, poll=0.005):
         time.sleep(poll)
 
 
+# 70 s; test_distributed kills a run mid-epoch and resumes it bit for bit by default
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_same_command_is_bit_exact(cli, reference, tmp_path):
     rng = random.Random(SEED)
     wd = tmp_path / "run"

@@ -354,6 +354,7 @@ def _flagfile_noise(path):
     return vals
 
 
+@pytest.mark.slow   # 50 s of noisy program runs
 def test_model_noise_measures_the_program():
     e = InstructionError(std=0.5)
     noise = IDEAL.with_instructions(load=e, add_const=e, add=e, copy=e, transfer=e, reset=e)

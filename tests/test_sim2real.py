@@ -34,6 +34,7 @@ def frames():
     return np.random.default_rng(1).integers(0, 256, (3, 16, SIDE, SIDE)).astype(np.uint8)
 
 
+@pytest.mark.slow   # 40 s; the chip programs' tests run chip_fast by default
 def test_shapes_batch_and_draws(frames):
     w = chip_facts.chip_weights(_weights())
     ideal = NoiseModel.ideal()
