@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "experiments" / "train.py"
@@ -110,18 +111,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def env(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)
-    xla_cache = (cache.mkdir("pixelrnn-xla-cache") if cache is not None
-                 else tmp_path_factory.mktemp("xla-cache"))
-    base = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    base.update(PYTHONPATH=os.pathsep.join([str(REPO)] + ([base["PYTHONPATH"]]
-                                                          if base.get("PYTHONPATH") else [])),
-                JAX_PLATFORMS="cpu",
-                JAX_COMPILATION_CACHE_DIR=str(xla_cache),
-                JAX_COMPILATION_CACHE_MAX_SIZE=str(256 << 20),
-                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
-                TF_CPP_MIN_LOG_LEVEL="3")
+    base = subprocess_env(request, tmp_path_factory)
     for proxy in [k for k in base if "_proxy" in k.lower()]:
         del base[proxy]   # the runtime's gRPC on 127.0.0.1 must not go through a proxy
     return {"base": base, "data_dir": str(tmp_path_factory.mktemp("tfds")),

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "experiments" / "train.py"
@@ -115,18 +116,7 @@ def cli(request, tmp_path_factory):
     XLA compilation cache, kept in pytest's cache folder across sessions (bounded, LRU) so
     that reruns of the suite compile nothing. Starts the 8-device check in the background
     (it compiles while the reference run does)."""
-    cache = getattr(request.config, "cache", None)
-    xla_cache = (cache.mkdir("pixelrnn-xla-cache") if cache is not None
-                 else tmp_path_factory.mktemp("xla-cache"))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(PYTHONPATH=os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]]
-                                                         if env.get("PYTHONPATH") else [])),
-               JAX_PLATFORMS="cpu",
-               JAX_COMPILATION_CACHE_DIR=str(xla_cache),
-               JAX_COMPILATION_CACHE_MAX_SIZE=str(256 << 20),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
-               TF_CPP_MIN_LOG_LEVEL="3")
+    env = subprocess_env(request, tmp_path_factory)
     eight = subprocess.Popen(
         [sys.executable, "-c", EIGHT_DEVICES],
         env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=8"),

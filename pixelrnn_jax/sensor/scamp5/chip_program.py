@@ -81,14 +81,8 @@ class Errors:
                                                              register))
 
     def dac(self, value):
-        n = self.noise
-        v = jnp.asarray(value, jnp.float32)
-        if n.dac_gain != 1.0:
-            v = v * jnp.float32(n.dac_gain)
-        if n.dac_offset:
-            v = v + jnp.float32(n.dac_offset)
-        plane = self._local(dac_plane(n.pattern, (ARRAY, ARRAY)))
-        return v if plane is None else v * plane
+        return self.noise.dac_write(value, self._local(dac_plane(self.noise.pattern,
+                                                                 (ARRAY, ARRAY))))
 
     def clip(self, v):
         if self.noise.saturation is None:

@@ -224,14 +224,8 @@ class Machine:
         return self._store(state, dst, new, where)
 
     def _dac(self, value) -> Array:
-        n = self.noise
-        v = jnp.asarray(value, jnp.float32)
-        if n.dac_gain != 1.0:
-            v = v * jnp.float32(n.dac_gain)
-        if n.dac_offset:
-            v = v + jnp.float32(n.dac_offset)
-        plane = self._local(dac_plane(n.pattern, self.grid_shape))
-        return v if plane is None else v * plane
+        return self.noise.dac_write(value, self._local(dac_plane(self.noise.pattern,
+                                                                 self.grid_shape)))
 
     def _set_digital(self, state: State, dst: str, value: Array) -> State:
         self._check(state, [dst], "digital")

@@ -260,6 +260,16 @@ class NoiseModel:
         return cls(instructions=(), dac_gain=1.0, dac_offset=0.0, pattern=ChipPattern(),
                    readout=Readout(), chip="ideal", saturation=saturation)
 
+    def dac_write(self, value, plane=None) -> Array:
+        """What the DAC writes for `value`: dac_gain * v + dac_offset, times the chip's
+        per-pixel DAC gain `plane` (`patterns.dac_plane`; None: uniform)."""
+        v = jnp.asarray(value, jnp.float32)
+        if self.dac_gain != 1.0:
+            v = v * jnp.float32(self.dac_gain)
+        if self.dac_offset:
+            v = v + jnp.float32(self.dac_offset)
+        return v if plane is None else v * plane
+
     @classmethod
     def from_calibration(cls, path=None, chip: str | None = None, **changes) -> "NoiseModel":
         """The model of a calibration file (default: the shipped one) for one of its chips
