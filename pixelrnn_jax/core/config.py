@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from pixelrnn_jax.core.cells import CellContext, CellSpec, get_cell_spec
+from pixelrnn_jax.core.sensors import check_sensor
 
 __all__ = ["ModelConfig", "PRECISIONS", "NOISE_SITES", "CAMERA_REFERENCES"]
 
@@ -44,6 +45,11 @@ class ModelConfig:
       decoder: The off-sensor fully connected layer's input: standardized (each video's
         readout at zero mean and unit variance, scaled by 1/sqrt(D): indifferent to the
         sensor's gain and offset) or plain (the paper's layer on the raw readout).
+      sensor: The program the encoder's forward pass follows: ideal (the paper's equations)
+        or chip (the authors' program as it runs on SCAMP-5, its calibrated noise drawn at
+        every training step; the binary 1-CNN PixelRNN on 64x64 frames, K=16).
+      sensor_calibration: The error model of sensor=chip: default (the shipped
+        calibration), ideal (no errors) or the path of a calibrate_sensor.py calibration.json.
     """
 
     cnn_layers: int = 1
@@ -61,6 +67,8 @@ class ModelConfig:
     delta: float = 0.1
     camera_reference: str = "first_frame"
     decoder: str = "standardized"
+    sensor: str = "ideal"
+    sensor_calibration: str = "default"
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -91,6 +99,7 @@ class ModelConfig:
         for name in NOISE_SITES:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_sensor(self)
         side = self.plane_size
         if side < 1:
             raise ValueError(f"input_pool {self.input_pool} is larger than frame_size "
@@ -128,7 +137,7 @@ class ModelConfig:
     @property
     def noisy(self) -> bool:
         """Whether a training step draws noise (and needs a PRNG key)."""
-        return any(v > 0 for v in self.noise.values())
+        return self.sensor != "ideal" or any(v > 0 for v in self.noise.values())
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

@@ -25,6 +25,7 @@ from pixelrnn_jax.core import ops
 from pixelrnn_jax.core.cells import CellContext, CellSpec
 from pixelrnn_jax.core.config import ModelConfig
 from pixelrnn_jax.core.quantizers import add_noise, sign
+from pixelrnn_jax.core.sensors import sensor_forward
 
 __all__ = ["Encoder", "InPixelCNN", "CellParams", "cnn_layer", "scan_cell",
            "effective_threshold", "MIN_BINARY_THRESHOLD", "NUM_MAPS"]
@@ -84,15 +85,19 @@ class InPixelCNN(nn.Module):
 
     config: ModelConfig
     first: bool = True
+    kernels_only: bool = False
 
     @nn.compact
     def __call__(self, x: Array, noise: Array | None = None) -> tuple[Array, Array]:
         """x: (t b h w) -> (output, pre-activation), (t b h w) each; the output is +-1 in
-        the binary setting."""
+        the binary setting. `kernels_only`: the quantized kernels (16 5 5), for a sensor
+        program that runs the layer itself."""
         cfg = self.config
         kernel = self.param("kernel", _latent_init(cfg.binary), (NUM_MAPS, ops.KERNEL, ops.KERNEL))
         threshold = self.param("threshold", nn.initializers.constant(1.0), ())
         w = sign(kernel, cfg.m) if cfg.binary else kernel
+        if self.kernels_only:
+            return w
         return cnn_layer(x, w, effective_threshold(threshold, cfg.binary), noise,
                          binary=cfg.binary, m=cfg.m, first=self.first)
 
@@ -206,6 +211,13 @@ class Encoder(nn.Module):
         x = ops.max_pool(jnp.swapaxes(video.astype(jnp.float32), 0, 1), cfg.input_pool)
         if cfg.binary and spec.binarize_input:
             x = sign(add_noise(x, cfg.noise_input, k_in), cfg.m)
+        if cfg.sensor != "ideal":
+            if intermediates:
+                raise ValueError(f"intermediates are given by the ideal sensor's forward pass "
+                                 f"only, not sensor={cfg.sensor!r}")
+            w = InPixelCNN(cfg, name="cnn_0", kernels_only=True)(x)
+            return sensor_forward(cfg.sensor).forward(x, w, CellParams(cfg, name="cell")(),
+                                                      cfg, k_cell)
         inputs = pre = x
         cnn_keys = _split(k_cnn, cfg.cnn_layers)
         for i in range(cfg.cnn_layers):

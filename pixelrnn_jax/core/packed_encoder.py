@@ -41,6 +41,8 @@ PACKED_CELLS = ("pixelrnn", "srnn", "lstm", "gru", "mgu", "genrnn11", "genrnn01"
 
 def unsupported(config: ModelConfig, *, rng=None, intermediates: bool = False) -> str | None:
     """Why the packed encoder cannot reproduce `encode` for these arguments (None: it can)."""
+    if config.sensor != "ideal":
+        return f"sensor={config.sensor!r} runs that program's float forward pass"
     if not config.binary:
         return f"precision {config.precision!r} is not binary"
     if config.cell not in PACKED_CELLS:

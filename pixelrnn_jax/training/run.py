@@ -195,6 +195,10 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
                     "platform": mesh.devices.flat[0].platform,
                     "processes": jax.process_count()},
         "jax_version": jax.__version__,
+        "sensor": {"forward": cfg.sensor, "calibration": cfg.sensor_calibration,
+                   # validation, test and train accuracy run the same forward pass, no noise
+                   "model_selection": f"validation accuracy through the {cfg.sensor} forward "
+                                      f"pass, noise off"},
         "config": config.to_dict(),
         "workdir": str(wd),
     }

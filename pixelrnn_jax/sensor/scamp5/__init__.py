@@ -22,6 +22,7 @@ from pixelrnn_jax.sensor.scamp5 import (
     calibrate,
     calibration,
     chip_facts,
+    chip_forward,
     chip_machine,
     chip_program,
     geometry,
@@ -59,7 +60,8 @@ __all__ = [
     "ChipPattern", "Readout", "State", "ProgramOptions", "WeightPlanes", "ChipFacts",
     "model_noise", "weight_planes", "export_weight_planes", "import_weight_planes",
     "to_image", "from_image", "read_calibration", "accumulation", "agreement", "calibrate",
-    "calibration", "chip_facts", "chip_machine", "chip_program", "geometry", "ideal_program",
+    "calibration", "chip_facts", "chip_forward", "chip_machine", "chip_program", 
+    "geometry", "ideal_program",
     "layout", "machine", "noise", "patterns", "planes", "programs", "recordings_fit",
     "requirements",
 ]
