@@ -60,7 +60,7 @@ __all__ = [
     "ChipPattern", "Readout", "State", "ProgramOptions", "WeightPlanes", "ChipFacts",
     "model_noise", "weight_planes", "export_weight_planes", "import_weight_planes",
     "to_image", "from_image", "read_calibration", "accumulation", "agreement", "calibrate",
-    "calibration", "chip_facts", "chip_forward", "chip_machine", "chip_program", 
+    "calibration", "chip_facts", "chip_forward", "chip_machine", "chip_program",
     "geometry", "ideal_program",
     "layout", "machine", "noise", "patterns", "planes", "programs", "recordings_fit",
     "requirements",
