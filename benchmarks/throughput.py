@@ -121,6 +121,18 @@ def measure(batch: int, frames: int, repeats: int) -> dict:
         "packed_fraction_of_integer_peak": (round(bit_ops * packed_fps / peak, 4)
                                             if peak else None),
     }
+    # the chip-mode train step (ModelConfig.sensor="chip": the chip program's forward pass
+    # and its calibrated noise), same batch, as a ratio to the ideal step
+    if frames % 16 == 0:
+        chip = cfg.replace(sensor="chip")
+        chip_params = pr.init(jax.random.key(0), chip, frames)["params"]
+        chip_step = jax.jit(partial(train_step, loss_fn=classification_loss(chip), tx=tx))
+        chip_state = tx.init(chip_params)
+        jax.block_until_ready(chip_step(chip_params, chip_state, batch_d, key))
+        chip_s = _median_time(lambda: chip_step(chip_params, chip_state, batch_d, key),
+                              max(1, repeats // 2))
+        out["train_step_chip_ms"] = round(chip_s * 1e3, 2)
+        out["chip_train_step_vs_ideal"] = round(chip_s / train_s, 2)
     noise = scamp5.NoiseModel()
     sim = lambda: scamp5.simulate(variables, video, cfg, noise=noise,  # noqa: E731
                                   rng=jax.random.key(2))
