@@ -43,8 +43,7 @@ def main(argv):
         values = [float(v) for v in F.values]
     except ValueError:
         cli.fail(f"--values must be numbers, got {F.values}")
-    noise = NoiseModel.from_calibration(None if F.calibration == "default" else F.calibration,
-                                        chip=F.chip)
+    noise = NoiseModel.from_calibration(F.calibration, chip=F.chip)
     curves = accumulation.run(noise, values, F.iterations, F.repetitions, seed=F.seed,
                               independent=F.independent)
     wd = Path(F.workdir)

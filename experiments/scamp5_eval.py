@@ -34,7 +34,7 @@ flags.DEFINE_enum("sensor_mode", "ideal", list(scamp5.PROGRAMS),
                   "ideal: the paper's program; chip: the program as it runs on the real chip "
                   "(machine); chip_fast: its fast emulation.")
 flags.DEFINE_string("calibration", "default", "calibration.json of experiments/"
-                    "calibrate_sensor.py, or 'default' (the shipped one).")
+                    "calibrate_sensor.py, 'default' (the shipped one) or 'ideal' (no errors).")
 
 
 def main(argv):
@@ -43,7 +43,7 @@ def main(argv):
     names = F.names or [Path(r).name for r in F.runs]
     if len(names) != len(F.runs):
         cli.fail(f"--names has {len(names)} entries for {len(F.runs)} runs")
-    noise = table3.noise_model(F.calibration)
+    noise = scamp5.NoiseModel.named(F.calibration)
     rows = [{"model": name, **table3.evaluate_run(run, F.batch_size, F.weight_decay, F.seed,
                                                    F.sensor_mode, noise)}
             for name, run in zip(names, F.runs)]

@@ -20,14 +20,7 @@ from pixelrnn_jax.core import ModelConfig
 from pixelrnn_jax.sensor import readout_decoder, scamp5
 from pixelrnn_jax.training import load_trained
 
-__all__ = ["sensor_readouts", "evaluate_run", "markdown", "noise_model"]
-
-
-def noise_model(calibration=None):
-    """The error model every program runs on: a calibration file (experiments/
-    calibrate_sensor.py) or the shipped calibration (None or "default")."""
-    return scamp5.NoiseModel.from_calibration(
-        None if calibration in (None, "default") else calibration)
+__all__ = ["sensor_readouts", "evaluate_run", "markdown"]
 
 
 def sensor_readouts(variables, config: ModelConfig, split, batch_size: int, key,

@@ -46,7 +46,7 @@ from pixelrnn_jax.sensor.scamp5 import chip_program
 from pixelrnn_jax.sensor.scamp5.noise import NoiseModel
 from pixelrnn_jax.sensor.units import UNITS_PER_PRODUCT
 
-__all__ = ["load_frames", "match", "scores", "ideal_readouts", "noise_model", "evaluate",
+__all__ = ["load_frames", "match", "scores", "ideal_readouts", "evaluate",
            "decoder_accuracies"]
 
 
@@ -94,11 +94,6 @@ def ideal_readouts(weights: official.OfficialWeights, frames: dict) -> np.ndarra
     out = [np.asarray(encode(variables, video[s:s + 16], cfg))[:, -1]
            for s in range(0, len(video), 16)]
     return np.concatenate(out)
-
-
-def noise_model(calibration="default") -> NoiseModel:
-    """The error model of `calibration`: "default" (the shipped one) or a calibration file."""
-    return NoiseModel.from_calibration(None if calibration in (None, "default") else calibration)
 
 
 def decoder_accuracies(rec: recordings.Recordings, framed: np.ndarray, sim: np.ndarray,
@@ -161,7 +156,7 @@ def evaluate(weights_path, frames_path, recordings_path, workdir, *, calibration
         raise ValueError(f"labels of {frames_path} and {recordings_path} disagree for the same "
                          f"video names")
     refitting = calibration == "refit"
-    noise = noise_model("default" if refitting else calibration)
+    noise = NoiseModel.named("default" if refitting else calibration)
     w = chip.chip_weights(weights)
     video = frames["frames"]
     preds = {"ideal": ideal_readouts(weights, frames),

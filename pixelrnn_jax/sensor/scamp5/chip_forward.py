@@ -41,7 +41,8 @@ from pixelrnn_jax.core import ModelConfig
 from pixelrnn_jax.core.quantizers import sign
 from pixelrnn_jax.core.sensors import register_sensor
 from pixelrnn_jax.sensor.scamp5.chip_facts import ARRAY, SIDE, TAP_ORDER, ChipFacts, grid_lines
-from pixelrnn_jax.sensor.scamp5.noise import NoiseModel
+from pixelrnn_jax.sensor.scamp5.chip_program import Errors, model_noise
+from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, systematic
 from pixelrnn_jax.sensor.scamp5.patterns import readout_offset_plane
 from pixelrnn_jax.sensor.scamp5.requirements import check_fits
 
@@ -52,10 +53,8 @@ Array = jax.Array
 
 @lru_cache(maxsize=8)
 def noise_model(calibration: str) -> NoiseModel:
-    """The error model `ModelConfig.sensor_calibration` names."""
-    if calibration == "ideal":
-        return NoiseModel.ideal()
-    return NoiseModel.from_calibration(None if calibration == "default" else calibration)
+    """The error model `ModelConfig.sensor_calibration` names, read once per trace's name."""
+    return NoiseModel.named(calibration)
 
 
 def _keep(noise: NoiseModel, name: str, positive: bool | None = None) -> float:
@@ -66,26 +65,10 @@ def _keep(noise: NoiseModel, name: str, positive: bool | None = None) -> float:
     return 1.0 - (err.loss if positive else err.negative_loss)
 
 
-def _apply(noise: NoiseModel, name: str, r: Array) -> Array:
-    """The instruction's mean systematic error on r (sign-dependent loss and offset)."""
-    err = noise.instruction(name)
-    out = r * jnp.where(r >= 0, _keep(noise, name, True), _keep(noise, name, False))
-    return out - err.offset if err.offset else out
-
-
 def _dac(noise: NoiseModel, value: float) -> float:
     """What the DAC writes for `value` (`NoiseModel.dac_write`, on the host: a constant)."""
     with jax.ensure_compile_time_eval():
         return float(np.asarray(noise.dac_write(value)))
-
-
-def _var(noise: NoiseModel, name: str) -> float:
-    err = noise.instruction(name)
-    return float(err.std ** 2 + err.column_std ** 2)
-
-
-def _clip(noise: NoiseModel, v: Array) -> Array:
-    return v if noise.saturation is None else jnp.clip(v, *noise.saturation)
 
 
 def _strict(pre: Array, m: float) -> Array:
@@ -156,11 +139,11 @@ def _block_taps_in_order(image: Array, kernels: Array, noise: NoiseModel, inc: f
     wins = jnp.stack([xp[:, SIDE * by:SIDE * by + SIDE + 4, SIDE * bx:SIDE * bx + SIDE + 4]
                       for by in range(gy) for bx in range(gx)], 1)
     kw = (kernels * jnp.float32(inc)).reshape(gy * gx, 5, 5)
+    clip, add = Errors(noise).clip, noise.instruction("add_const")
     acc = jnp.full((n, gy * gx, SIDE, SIDE), reset, jnp.float32)
     for i, j in TAP_ORDER:
-        acc = _clip(noise, _apply(noise, "add_const",
-                                  acc + wins[:, :, i:i + SIDE, j:j + SIDE]
-                                  * kw[None, :, i, j, None, None]))
+        acc = clip(systematic(add, acc + wins[:, :, i:i + SIDE, j:j + SIDE]
+                              * kw[None, :, i, j, None, None]))
     out = jnp.transpose(acc.reshape(n, gy, gx, SIDE, SIDE), (0, 1, 3, 2, 4)).reshape(n, h, w)
     return jnp.where(~jnp.asarray(grid_lines(h)), out, jnp.float32(reset))
 
@@ -181,14 +164,17 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     inc = _dac(noise, facts.increment)
     gains, const = _tap_gains(noise)
     reset = -noise.instruction("reset").offset
-    taps_std = float(np.sqrt(_var(noise, "reset") + len(TAP_ORDER) * _var(noise, "add_const")))
+    clip = Errors(noise).clip
+    # the temporal noise before the CNN threshold and the forget gate (units)
+    sites, step = model_noise(noise, facts), facts.increment * noise.dac_gain
+    taps_std, gate_std = sites["noise_cnn"] * step, sites["noise_gate"] * step
 
     # CNN: every frame of the batch in the 16 blocks at once
     c = _cnn_sums(x.reshape(t * b, h, w), cnn_kernels_by_block(cnn_w), gains, inc, const,
                   reset)
     if keys[0] is not None:
         c = c + _normal(keys[0], c.shape, taps_std)
-    c = jax.nn.relu(_clip(noise, c))
+    c = jax.nn.relu(clip(c))
     # the pooled 4 x 4 cells of each block, as the 64 x 64 image of the blocks
     cells = c.reshape(t * b, SIDE // 4, 4, SIDE // 4, 4, 4, 4).max(axis=(2, 4))
     cells = jnp.transpose(cells, (0, 3, 1, 4, 2)).reshape(t * b, SIDE, SIDE)
@@ -208,9 +194,6 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     g_neg = _keep(noise, "transfer", False) ** SIDE
     move_off = -noise.instruction("transfer").offset * sum(
         _keep(noise, "transfer") ** i for i in range(SIDE))
-    move_var = _var(noise, "transfer") * sum(_keep(noise, "transfer") ** (2 * i)
-                                             for i in range(SIDE))
-    gate_std = float(np.sqrt(taps_std ** 2 * (1 + g_pos ** 2) + move_var + _var(noise, "add")))
     edge = np.zeros((2 * SIDE, 2 * SIDE), bool)
     edge[-1, :] = True
     edge[:, 0] = True
@@ -219,10 +202,10 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     def gates(hs, x_t):
         top = jnp.concatenate([x_t, hs], -1)
         acc = _block_taps_in_order(jnp.concatenate([top, top], 1), kernels, noise, inc, reset)
-        acc = _clip(noise, jnp.where(edge, -hu, acc))
+        acc = clip(jnp.where(edge, -hu, acc))
         left, right = acc[..., :SIDE], acc[..., SIDE:]
         part = jnp.where(left >= 0, g_pos, g_neg) * left + move_off
-        return _clip(noise, _apply(noise, "add", right + part))   # (n 128 64)
+        return clip(systematic(noise.instruction("add"), right + part))   # (n 128 64)
 
     def step(hs, inp):
         x_t, key = inp

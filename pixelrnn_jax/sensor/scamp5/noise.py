@@ -276,6 +276,12 @@ class NoiseModel:
         (default: the file's `default_chip`)."""
         return cls(**{**_model_fields(read_calibration(path), chip), **changes})
 
+    @classmethod
+    def named(cls, calibration=None) -> "NoiseModel":
+        """The error model a flag names: "default" or None (the shipped calibration), "ideal"
+        (`ideal()`) or the path of a calibration file."""
+        return cls.ideal() if calibration == "ideal" else cls.from_calibration(calibration)
+
     def replace(self, **changes) -> "NoiseModel":
         return dataclasses.replace(self, **changes)
 
