@@ -76,6 +76,72 @@ def test_gradients_reach_the_kernels_the_chip_uses(variables):
     assert np.isfinite(np.asarray(g["cnn_0"]["kernel"])).all()
 
 
+def _reference_pooled_cnn(frames, kw, const):
+    """The CNN of the chip's 16 blocks written out plainly: each block's extended window
+    (wrap, or -1 above the top row / right of the right column), 25 taps, grid lines at 0,
+    4 x 4 max, relu; tiled (n 4 16 4 16)."""
+    jnp = jax.numpy
+    out = []
+    for by in range(4):
+        row = []
+        for bx in range(4):
+            ext = jnp.pad(frames, ((0, 0), (4, 0), (0, 4)), mode="wrap")
+            if by == 0:
+                ext = ext.at[:, :4].set(-1.0)
+            if bx == 3:
+                ext = ext.at[:, :, 64:].set(-1.0)
+            c = sum(kw[by, bx, i, j] * ext[:, i:i + 64, j:j + 64] for i in range(5)
+                    for j in range(5)) + const
+            grid = np.zeros((64, 64), bool)
+            grid[0, :] = True
+            grid[:, 63] = True
+            c = jnp.where(grid, 0.0, c)
+            row.append(jnp.maximum(c.reshape(-1, 16, 4, 16, 4).max(axis=(2, 4)), 0.0))
+        out.append(jnp.stack(row, 2))          # (n 16 4 16)
+    return jnp.stack(out, 1)                   # (n 4 16 4 16)
+
+
+def test_pooled_cnn_and_its_gradient_against_the_plain_form():
+    from pixelrnn_jax.sensor.scamp5 import chip_forward
+    rng = np.random.default_rng(11)
+    frames = jax.numpy.asarray(np.sign(rng.normal(size=(6, 64, 64))), jax.numpy.float32)
+    kw = jax.numpy.asarray(rng.normal(size=(4, 4, 5, 5)), jax.numpy.float32)
+    g = jax.numpy.asarray(rng.normal(size=(6, 4, 16, 4, 16)), jax.numpy.float32)
+
+    def ours(k):
+        return chip_forward._pooled_cnn(frames, k, None, (0.5, 0.0, 0.0), None)
+
+    np.testing.assert_allclose(ours(kw), _reference_pooled_cnn(frames, kw, 0.5), rtol=1e-5,
+                               atol=1e-4)
+    d_ours = jax.grad(lambda k: (ours(k) * g).sum())(kw)
+    d_ref = jax.grad(lambda k: (_reference_pooled_cnn(frames, k, 0.5) * g).sum())(kw)
+    np.testing.assert_allclose(d_ours, d_ref, rtol=1e-4, atol=1e-3)
+
+
+def test_linear_taps_backward_is_the_vjp_of_its_forward():
+    from pixelrnn_jax.sensor.scamp5 import chip_forward
+    rng = np.random.default_rng(12)
+    image = jax.numpy.asarray(rng.normal(size=(3, 64, 128)), jax.numpy.float32)
+    kw = jax.numpy.asarray(rng.normal(size=(1, 2, 5, 5)), jax.numpy.float32)
+    g = jax.numpy.asarray(rng.normal(size=(3, 2, 64, 64)), jax.numpy.float32)
+    plain = chip_forward._linear_taps.fun        # the forward without the custom rule
+    want = jax.vjp(plain, image, kw)[1](g)
+    got = jax.vjp(chip_forward._linear_taps, image, kw)[1](g)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_hashed_normals_are_standard_and_independent():
+    from pixelrnn_jax.sensor.scamp5.noise import hashed_normals
+    counter = jax.numpy.arange(200_000, dtype=jax.numpy.uint32)
+    a = np.asarray(hashed_normals(jax.numpy.array([1, 2], jax.numpy.uint32), counter))
+    b = np.asarray(hashed_normals(jax.numpy.array([1, 3], jax.numpy.uint32), counter))
+    assert abs(a.mean()) < 0.01 and abs(a.std() - 1) < 0.01
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.01            # another seed, another draw
+    assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.01    # neighbours uncorrelated
+    assert abs((a > 1).mean() - 0.1587) < 0.01             # the normal's tail above 1 std
+
+
 @pytest.mark.parametrize("changes, match", [
     (dict(cnn_layers=2), "one CNN layer"),
     (dict(K=8), "16-frame cycles"),

@@ -174,10 +174,10 @@ def _window_values(ph: Array, wt: Array, a: int, b: int, h: int, wd: int) -> Arr
 CHUNK = 32  # frames per `lax.map` iteration of the pooled conv
 
 
-def _map_frames(fn, *arrays):
+def map_frames(fn, *arrays):
     """fn over chunks of at most CHUNK frames (leading axis of every array leaf) under `lax.map`.
 
-    Returns fn's outputs stacked over chunks, (chunks, ...): `_unchunk` restores per-frame
+    Returns fn's outputs stacked over chunks, (chunks, ...): `unchunk` restores per-frame
     outputs, `.sum(0)` reduces per-chunk ones. The loop boundary makes XLA materialize each
     chunk's result once. Without it, XLA fuses the 400-term convolution into every consumer
     of its output (the stacked output, the saved residuals, the tiled reshape) and recomputes
@@ -189,7 +189,7 @@ def _map_frames(fn, *arrays):
     return jax.lax.map(lambda a: fn(*a), split)
 
 
-def _unchunk(tree):
+def unchunk(tree):
     return jax.tree.map(lambda o: o.reshape((-1,) + o.shape[2:]), tree)
 
 
@@ -244,12 +244,12 @@ def pooled_conv(x: Array, w: Array, exact: bool = False, input_grad: bool = True
     `input_grad=False` skips the gradient to `x` (first layer: its input is data).
     Inference computes only the maxima; training also the arg-max, packed with the maximum.
     """
-    best = _unchunk(_map_frames(lambda xc: _window_max(xc, w, exact, False)[0], x))
+    best = unchunk(map_frames(lambda xc: _window_max(xc, w, exact, False)[0], x))
     return jnp.maximum(best, 0).astype(jnp.float32)
 
 
 def _pooled_conv_fwd(x, w, exact, input_grad):
-    code = _unchunk(_map_frames(lambda xc: _pooled_code(xc, w, exact), x))
+    code = unchunk(map_frames(lambda xc: _pooled_code(xc, w, exact), x))
     best, _ = _decode(code, exact)
     xs = x.astype(jnp.int8) if exact else x
     return jnp.maximum(best, 0.0), (xs, w, code)
@@ -303,9 +303,9 @@ def _pooled_conv_bwd(exact, input_grad, res, g):
         best, arg = _decode(cc, exact)
         return _pooled_conv_bwd_chunk(xc, w, best, arg, gc, input_grad)
 
-    out = _map_frames(chunk, xs, code, g)
+    out = map_frames(chunk, xs, code, g)
     if input_grad:
-        dx, dw = _unchunk(out[0]), out[1].sum(0)
+        dx, dw = unchunk(out[0]), out[1].sum(0)
     else:
         dx, dw = jnp.zeros(xs.shape, jnp.float32), out.sum(0)
     return dx, dw.astype(w.dtype)
