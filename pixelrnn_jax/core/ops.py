@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["KERNEL", "PAD", "POOL", "conv5x5", "conv5x5_stack", "conv2d", "pooled_conv",
-           "tile", "untile", "max_pool"]
+           "tile", "untile", "max_pool", "map_frames", "unchunk", "shifted", "window_values",
+           "argmax_kernel_grad"]
 
 Array = jax.Array
 
@@ -150,7 +151,7 @@ def _phases(x: Array) -> Array:
     return xp.reshape(n, h // 4 + 1, 4, w // 4 + 1, 4).transpose(0, 2, 4, 1, 3)
 
 
-def _shifted(ph: Array, s: int, t: int, h: int, w: int) -> Array:
+def shifted(ph: Array, s: int, t: int, h: int, w: int) -> Array:
     """pad(x)[:, 4i + s, 4j + t] for i < h, j < w (s, t < 8), a static slice of the phases."""
     return ph[:, s % 4, t % 4, s // 4:s // 4 + h, t // 4:t // 4 + w]
 
@@ -160,12 +161,13 @@ def _tiled_weights(w: Array) -> Array:
     return w.reshape(4, 4, KERNEL, KERNEL).transpose(1, 0, 2, 3)
 
 
-def _window_values(ph: Array, wt: Array, a: int, b: int, h: int, wd: int) -> Array:
-    """Conv output at positions (4i + a, 4j + b) for all channels: (n 4 h 4 w), tiled."""
+def window_values(ph: Array, wt: Array, a: int, b: int, h: int, wd: int) -> Array:
+    """Conv output at positions (4i + a, 4j + b) for the channels of wt (r c 5 5), indexed
+    [rb, cb]: (n r h c w), tiled."""
     acc = None
     for dy in range(KERNEL):
         for dx in range(KERNEL):
-            xs = _shifted(ph, a + dy, b + dx, h, wd)[:, None, :, None, :]
+            xs = shifted(ph, a + dy, b + dx, h, wd)[:, None, :, None, :]
             term = xs * wt[None, :, None, :, None, dy, dx]
             acc = term if acc is None else acc + term
     return acc
@@ -204,7 +206,7 @@ def _window_max(x: Array, w: Array, exact: bool, with_arg: bool):
     best = arg = None
     for a in range(POOL):
         for b in range(POOL):
-            v = _window_values(ph, wt, a, b, h, wd)
+            v = window_values(ph, wt, a, b, h, wd)
             if best is None:
                 best = v
                 arg = jnp.zeros(v.shape, jnp.int16) if with_arg else None
@@ -255,25 +257,31 @@ def _pooled_conv_fwd(x, w, exact, input_grad):
     return jnp.maximum(best, 0.0), (xs, w, code)
 
 
+def argmax_kernel_grad(ph: Array, g: Array, arg: Array, h: int, wd: int) -> Array:
+    """The gradient of pooled maxima to their kernels (r c 5 5), indexed [rb, cb]: each
+    window's gradient g (n r h c w) times the input patch at its arg-max (4a + b), from the
+    input's phases ph (`shifted`)."""
+    dwt = []
+    for dy in range(KERNEL):
+        for dx in range(KERNEL):
+            patch = jnp.zeros(g.shape, ph.dtype)
+            for a in range(POOL):
+                for b in range(POOL):
+                    xsab = shifted(ph, a + dy, b + dx, h, wd)[:, None, :, None, :]
+                    patch = jnp.where(arg == POOL * a + b, xsab, patch)
+            dwt.append(jnp.einsum("nrics,nrics->rc", g, patch.astype(jnp.float32)))
+    return jnp.stack(dwt, -1).reshape(g.shape[1], g.shape[3], KERNEL, KERNEL)
+
+
 def _pooled_conv_bwd_chunk(xs, w, best, arg, g, input_grad):
     """Gradients of one chunk of frames: dx (or None) and dw (16 5 5)."""
     n, hh, ww = xs.shape
     h, wd = hh // POOL, ww // POOL
     # relu: no gradient where the window's maximum was <= 0
     g = jnp.where(best > 0, g, 0.0)
-    ph = _phases(xs)
-    dwt = []
-    for dy in range(KERNEL):
-        for dx in range(KERNEL):
-            patch = jnp.zeros(g.shape, xs.dtype)
-            for a in range(POOL):
-                for b in range(POOL):
-                    xsab = _shifted(ph, a + dy, b + dx, h, wd)[:, None, :, None, :]
-                    patch = jnp.where(arg == POOL * a + b, xsab, patch)
-            dwt.append(jnp.einsum("nrics,nrics->rc", g, patch.astype(jnp.float32)))
-    # (25, rb, cb) -> (c = 4 cb + rb, 5, 5)
-    dw = jnp.stack(dwt).reshape(KERNEL, KERNEL, 4, 4).transpose(3, 2, 0, 1).reshape(16, KERNEL,
-                                                                                 KERNEL)
+    # (rb, cb, 5, 5) -> (c = 4 cb + rb, 5, 5)
+    dw = argmax_kernel_grad(_phases(xs), g, arg, h, wd).transpose(1, 0, 2, 3).reshape(
+        16, KERNEL, KERNEL)
     if not input_grad:
         return dw
     # gradient to the input: scatter each window's gradient back through its arg-max patch

@@ -193,8 +193,9 @@ def upload_planes(frames: np.ndarray) -> np.ndarray:
     return np.stack([((f >> (4 + i)) & 1).astype(bool) for i in range(4)])
 
 
-def grid_lines(n: int, origin: int = 0) -> np.ndarray:
-    """(n n) bool: the grid lines (Y % 64 == 0, X % 64 == 63) of an n x n window whose first
-    pixel is (origin, origin) of the array."""
+def grid_lines(n: int, origin: int = 0, width: int | None = None) -> np.ndarray:
+    """(n width) bool (width default n): the grid lines (Y % 64 == 0, X % 64 == 63) of a
+    window whose first pixel is (origin, origin) of the array."""
     y = np.arange(n) + origin
-    return (y[:, None] % SIDE == 0) | (y[None, :] % SIDE == SIDE - 1)
+    x = np.arange(n if width is None else width) + origin
+    return (y[:, None] % SIDE == 0) | (x[None, :] % SIDE == SIDE - 1)

@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pixelrnn_jax.core import ModelConfig
-from pixelrnn_jax.core.ops import POOL, map_frames, unchunk
+from pixelrnn_jax.core.ops import POOL, argmax_kernel_grad, map_frames, unchunk, window_values
 from pixelrnn_jax.core.quantizers import sign
 from pixelrnn_jax.core.sensors import register_sensor
 from pixelrnn_jax.sensor.scamp5.chip_facts import ARRAY, SIDE, TAP_ORDER, ChipFacts, grid_lines
@@ -129,31 +129,10 @@ def _extended_phases(frames: Array, top: bool, right: bool) -> Array:
     return ext.reshape(n, q, POOL, q, POOL).transpose(0, 2, 4, 1, 3)
 
 
-def _shifted(ph: Array, s: int, t: int) -> Array:
-    """ext[:, 4u + s, 4v + t] for the 16 x 16 cells, (n 1 16 1 16)."""
-    return ph[:, s % 4, t % 4, s // 4:s // 4 + _CELLS, t // 4:t // 4 + _CELLS][:, None, :, None]
-
-
-# the cells of the first row and last column, whose window holds a grid line (Y % 64 == 0
-# at window row 0, X % 64 == 63 at window column 3)
-_FIRST_ROW = (np.arange(_CELLS) == 0)[None, None, :, None, None]
-_LAST_COLUMN = (np.arange(_CELLS) == _CELLS - 1)[None, None, None, None, :]
-
-
 def _grid_at(a: int, b: int) -> np.ndarray:
     """(1 1 16 1 16) bool: the cells whose window offset (a, b) lies on a grid line."""
     g = grid_lines(SIDE)[a::POOL, b::POOL]
     return g[None, None, :, None, :]
-
-
-def _window_sums(ph: Array, wt: Array, a: int, b: int) -> Array:
-    """The sums C(4u + a, 4v + b) of a group's blocks (n r 16 c 16), wt (r c 5 5)."""
-    acc = None
-    for i in range(5):
-        for j in range(5):
-            term = _shifted(ph, a + i, b + j) * wt[None, :, None, :, None, i, j]
-            acc = term if acc is None else acc + term
-    return acc
 
 
 def _join_groups(parts: list) -> Array:
@@ -181,8 +160,8 @@ def _cnn_window_max(frames, index, kw, seed, consts, with_arg):
         best = None
         for a in range(POOL):
             for b in range(POOL):
-                v = jnp.where(_grid_at(a, b), jnp.float32(reset),
-                              _window_sums(ph, kw[rows, cols], a, b) + jnp.float32(const))
+                sums = window_values(ph, kw[rows, cols], a, b, _CELLS, _CELLS)
+                v = jnp.where(_grid_at(a, b), jnp.float32(reset), sums + jnp.float32(const))
                 if seed is not None:
                     v = v + z[:, POOL * a + b]
                 # the offset in the 4 low mantissa bits (cleared: the value truncated toward
@@ -230,23 +209,15 @@ def _pooled_cnn_bwd(consts, bounds, res, g):
     lo, hi = bounds if bounds is not None else (-np.inf, np.inf)
 
     def chunk(f, bc, ac, gc):
+        # no gradient where the maximum saturated, was <= 0 or lay on a grid line (reset)
         live = (bc > 0) & (bc > lo) & (bc < hi)
-        on_grid = ((ac // POOL == 0) & _FIRST_ROW) | ((ac % POOL == POOL - 1) & _LAST_COLUMN)
-        gc = jnp.where(live & ~on_grid, gc, 0.0)
-        dws = []
-        for (top, right, rows, cols) in _GROUPS:
-            ph = _extended_phases(f.astype(jnp.float32), top, right)
-            gg, ag = gc[:, rows, :, cols], ac[:, rows, :, cols]
-            taps = []
-            for i in range(5):
-                for j in range(5):
-                    patch = jnp.zeros(gg.shape, jnp.float32)
-                    for a in range(POOL):
-                        for b in range(POOL):
-                            patch = jnp.where(ag == POOL * a + b, _shifted(ph, a + i, b + j),
-                                              patch)
-                    taps.append(jnp.einsum("nrics,nrics->rc", gg, patch))
-            dws.append(jnp.stack(taps, -1).reshape(gg.shape[1], gg.shape[3], 5, 5))
+        for a in range(POOL):
+            for b in range(POOL):
+                live = live & ~((ac == POOL * a + b) & _grid_at(a, b))
+        gc = jnp.where(live, gc, 0.0)
+        dws = [argmax_kernel_grad(_extended_phases(f.astype(jnp.float32), top, right),
+                                  gc[:, rows, :, cols], ac[:, rows, :, cols], _CELLS, _CELLS)
+               for top, right, rows, cols in _GROUPS]
         return jnp.concatenate([jnp.concatenate(dws[:2], 1), jnp.concatenate(dws[2:], 1)], 0)
 
     dkw = map_frames(chunk, frames, best, arg, g).sum(0)
@@ -269,7 +240,7 @@ def _block_windows(image: Array, gy: int, gx: int) -> Array:
 def _linear_taps(image: Array, kw: Array) -> Array:
     """sum_ij kw[k, i, j] window_k(Y + i, X + j) of each block k: image (n H W), kw
     (gy gx 5 5) -> (n gy*gx 64 64). Its own backward pass: XLA's transposes of the 25
-    overlapping slices cost 50 times the forward pass."""
+    overlapping slices took 267 ms per call here, this one 14 ms (benchmarks/NOTES.md)."""
     gy, gx = kw.shape[:2]
     wins = _block_windows(image, gy, gx)
     k = kw.reshape(gy * gx, 5, 5)
@@ -338,7 +309,7 @@ def _block_taps_in_order(image: Array, kernels: Array, noise: NoiseModel, inc: f
         linear = jnp.where((exact > lo) & (exact < hi), linear, jax.lax.stop_gradient(linear))
     acc = jax.lax.stop_gradient(exact) + (linear - jax.lax.stop_gradient(linear))
     out = jnp.transpose(acc.reshape(n, gy, gx, SIDE, SIDE), (0, 1, 3, 2, 4)).reshape(n, h, w)
-    return jnp.where(~jnp.asarray(grid_lines(max(h, w))[:h, :w]), out, jnp.float32(reset))
+    return jnp.where(~jnp.asarray(grid_lines(h, width=w)), out, jnp.float32(reset))
 
 
 def _normal(key, shape, std: float):
