@@ -200,7 +200,7 @@ TRAIN_CASES = [
           "learning_rate=0.02 (checkpoints: 0.01)", "choose another --workdir")),
     Case("init-from-a-run-of-another-model", _init_from_other_model, ValueError,
          ("--init_from={tmp}/first trained a different model", "cnn_layers=0 there, 1 here",
-          "only the noise sites and --m may change")),
+          "only the noise sites, --m and the sensor may change")),
     Case("workdir-inside-a-file", _workdir_in_file, RuntimeError,
          ("workdir {tmp}/file/work is not writable", "choose another --workdir")),
     Case("workdir-read-only", _workdir_read_only, RuntimeError,

@@ -162,9 +162,11 @@ def test_packed_and_intermediates_are_refused(variables):
 
 
 def test_train_command_with_sensor_chip(tmp_path, request, tmp_path_factory):
-    """`experiments/train.py --sensor=chip` trains through the chip program and says so."""
+    """`experiments/train.py --sensor=chip` trains through the chip program and says so,
+    after its first --ideal_epochs through the ideal program (a run of its own)."""
     out = subprocess.run([sys.executable, "experiments/train.py", "--flagfile=gesture.flags",
-                          "--sensor=chip", "--num_epochs=1", "--max_videos=8",
+                          "--sensor=chip", "--num_epochs=2", "--ideal_epochs=1",
+                          "--max_videos=8",
                           "--batch_size=4", f"--data_dir={tmp_path}/tfds",
                           f"--workdir={tmp_path}/run"], cwd=REPO,
                          env=subprocess_env(request, tmp_path_factory),
@@ -173,3 +175,26 @@ def test_train_command_with_sensor_chip(tmp_path, request, tmp_path_factory):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["config"]["model"]["sensor"] == results["sensor"]["forward"] == "chip"
     assert 0.0 <= results["test_accuracy"] <= 1.0
+    warm = json.loads((tmp_path / "run" / "ideal_warmup" / "results.json").read_text())
+    assert warm["sensor"]["forward"] == "ideal" and warm["epochs"] == 1
+    assert results["ideal_warmup"]["epochs"] == 1 and results["epochs"] == 1
+    assert results["config"]["num_epochs"] == 2 and results["config"]["ideal_epochs"] == 1
+    assert results["train_seconds_with_warmup"] > results["train_seconds"]
+
+
+def test_decoder_refit_to_chip_readouts_keeps_the_encoder(variables):
+    """The start of training through the chip after an ideal warm-up: the decoder layer is
+    fitted to the chip's readouts (their noise drawn), the encoder is left as it was."""
+    from pixelrnn_jax.training.run import decoder_fit_to_readouts
+    cfg = CHIP.replace(num_classes=4)
+    params = pr.init(jax.random.key(2), cfg)["params"]
+    labels = np.arange(8, dtype=np.int32) % 4
+    batches = [{"video": _video(4, seed=s), "label": labels[4 * s:4 * s + 4]} for s in (0, 1)]
+    fitted = decoder_fit_to_readouts(params, cfg, batches, jax.random.key(3))
+    for a, b in zip(jax.tree.leaves(params["encoder"]), jax.tree.leaves(fitted["encoder"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    readouts = np.concatenate([pr.encode(params, b["video"], cfg, rng=jax.random.fold_in(
+        jax.random.key(3), i)) for i, b in enumerate(batches)])
+    before = np.asarray(pr.decode(params, readouts, cfg)).argmax(-1)
+    after = np.asarray(pr.decode(fitted, readouts, cfg)).argmax(-1)
+    assert (after == labels).mean() == 1.0 > (before == labels).mean()

@@ -39,6 +39,9 @@ class TrainConfig:
       export_weights: Write the binary weights the sensor loads (binary models).
       max_videos: If > 0, a class-balanced subset of about this many videos (smoke tests).
       init_from: Workdir of a finished run of the same model: start from its best parameters.
+      ideal_epochs: The first this many of the num_epochs train through the paper's ideal
+        program whatever --sensor (a run of its own in W/ideal_warmup); the rest train
+        through --sensor from its best parameters, at the learning rate it ended on.
     """
 
     model: ModelConfig = ModelConfig()
@@ -60,6 +63,7 @@ class TrainConfig:
     export_weights: bool = True
     max_videos: int = 0
     init_from: str | None = None
+    ideal_epochs: int = 0
 
     def __post_init__(self):
         checks = (("dataset", self.dataset in VIDEO_DATASETS, f"one of {VIDEO_DATASETS}"),
@@ -76,7 +80,8 @@ class TrainConfig:
                   ("plateau_factor", 0 < self.plateau_factor <= 1, "in (0, 1]"),
                   ("min_learning_rate", self.min_learning_rate >= 0, ">= 0"),
                   ("checkpoint_keep", self.checkpoint_keep >= 1, ">= 1"),
-                  ("max_videos", self.max_videos >= 0, ">= 0 (0: all)"))
+                  ("max_videos", self.max_videos >= 0, ">= 0 (0: all)"),
+                  ("ideal_epochs", self.ideal_epochs >= 0, ">= 0"))
         for name, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: it must be "

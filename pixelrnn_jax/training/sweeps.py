@@ -70,6 +70,11 @@ def train_sweep(config: TrainConfig, seeds, learning_rates, workdir=None, *,
     accuracy of each member's best epoch, and the mean / best over members; with a workdir,
     checkpoints every epoch (a rerun resumes) and writes `sweep.json` and `metrics.jsonl`.
     """
+    for name in ("init_from", "ideal_epochs"):
+        if getattr(config, name):
+            raise ValueError(f"{name}={getattr(config, name)!r}: a sweep starts every member "
+                             f"from its own initialization; train a warm-started model with "
+                             f"experiments/train.py")
     mesh = make_mesh(devices)
     config, dataset, batch_size = prepare_dataset(config, dataset, int(mesh.devices.size))
     members, tx, params, opt_state = init_members(config, seeds, learning_rates)
