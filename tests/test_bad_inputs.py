@@ -185,6 +185,13 @@ def test_init_from_starts_from_the_finished_runs_parameters(tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+def _sweep_from_a_warm_start(tmp):
+    from pixelrnn_jax.training import TrainConfig, train_sweep
+    config = TrainConfig(model=_cfg(num_classes=3), num_frames=4, batch_size=4, num_epochs=1,
+                         ideal_epochs=1)
+    return train_sweep(config, [0, 1], [1e-2], tmp / "sweep", dataset=_splits())
+
+
 def _training_error():
     from pixelrnn_jax.training import TrainingError
     return TrainingError
@@ -201,6 +208,9 @@ TRAIN_CASES = [
     Case("init-from-a-run-of-another-model", _init_from_other_model, ValueError,
          ("--init_from={tmp}/first trained a different model", "cnn_layers=0 there, 1 here",
           "only the noise sites, --m and the sensor may change")),
+    Case("sweep-with-an-ideal-warm-up", _sweep_from_a_warm_start, ValueError,
+         ("ideal_epochs=1: a sweep starts every member from its own initialization",
+          "experiments/train.py")),
     Case("workdir-inside-a-file", _workdir_in_file, RuntimeError,
          ("workdir {tmp}/file/work is not writable", "choose another --workdir")),
     Case("workdir-read-only", _workdir_read_only, RuntimeError,

@@ -227,8 +227,10 @@ def _after_ideal_warmup(config: TrainConfig, wd: Path, dataset, devices):
     has learned the task through the ideal program is a start from which training through
     the chip's errors converges in far fewer of its (5 times slower) epochs."""
     first = min(config.ideal_epochs, config.num_epochs)
-    ideal = config.replace(model=config.model.replace(sensor="ideal"), num_epochs=first,
-                           ideal_epochs=0)
+    # the ideal program reads no calibration: warm-ups of every calibration are one run
+    ideal = config.replace(model=config.model.replace(
+        sensor="ideal", sensor_calibration=ModelConfig().sensor_calibration),
+        num_epochs=first, ideal_epochs=0)
     done = train_and_evaluate(ideal, wd / "ideal_warmup", dataset=dataset, devices=devices)
     records = rundir.read_metrics(wd / "ideal_warmup" / "metrics.jsonl")
     lr = float(records[-1]["learning_rate"]) if records else config.learning_rate
