@@ -42,6 +42,9 @@ flags.DEFINE_integer("final_draws", _D.final_draws, "Noisy runs of the final fit
 flags.DEFINE_integer("folds", _D.folds, "Video-level cross-validation folds (c).")
 flags.DEFINE_integer("repetitions", _D.repetitions, "Repetitions of the protocol check (b).")
 flags.DEFINE_integer("seed", _D.seed, "Seed of every draw and fold.")
+flags.DEFINE_bool("residual_as_noise", _D.residual_as_noise,
+                  "Draw the recordings' unexplained residual as temporal readout noise "
+                  "(default: chip (b)'s measured readout noise; the residual is kept).")
 flags.DEFINE_bool("install", False, "Copy the result over the library's default.")
 
 
@@ -50,7 +53,8 @@ def main(argv):
     config = joint.JointConfig(
         bus_stds=floats(F.bus_stds), dac_gains=floats(F.dac_gains),
         transfer_factors=floats(F.transfer_factors), draws=F.draws,
-        final_draws=F.final_draws, folds=F.folds, repetitions=F.repetitions, seed=F.seed)
+        final_draws=F.final_draws, folds=F.folds, repetitions=F.repetitions, seed=F.seed,
+        residual_as_noise=F.residual_as_noise)
     report = joint.calibrate_sensor(
         F.workdir, accumulation_path=F.accumulation, weights=F.weights,
         frames_path=F.frames, recordings_path=F.recordings, config=config,

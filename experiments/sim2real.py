@@ -67,6 +67,9 @@ def main(argv):
           f"real readouts {results['sim_trained_real_accuracy']:.3f}, real-trained "
           f"{results['real_trained_real_accuracy']:.3f}; run-to-run correlation "
           f"{results['run_to_run_correlation']:.3f} (ceiling {results['correlation_ceiling']:.3f})")
+    info = results["class_information"]
+    print("class information (cross-validated over the framed videos): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in info.items()))
     print(f"wrote {path}")
 
 

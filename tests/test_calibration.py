@@ -31,9 +31,21 @@ def test_shipped_calibration_is_the_default():
     # every analog instruction carries an error; div2 the only constant offset
     assert all(e.std > 0 for _, e in noise.instructions)
     assert [k for k, e in noise.instructions if e.offset] == ["div2"]
-    # per-instruction behaviour is shared, the chip's part is not
+    # per-instruction behaviour is shared but for what a chip's own measurement chose
+    # (the recordings' neighbour-transfer loss, chosen by (c)), the chip's pattern is not
     acc = NoiseModel.from_calibration(chip="noise_accumulation")
-    assert acc.instructions == noise.instructions and acc.pattern.seed != noise.pattern.seed
+    own = d["chips"]["recordings"]["instructions"]
+    assert set(own) == {"transfer"}
+    assert noise.instruction("transfer").loss == d["provenance"]["chosen"]["transfer_loss"]
+    assert noise.instruction("transfer").loss != acc.instruction("transfer").loss
+    assert [(k, e) for k, e in acc.instructions if k not in own] == [
+        (k, e) for k, e in noise.instructions if k not in own]
+    assert acc.pattern.seed != noise.pattern.seed
+    # the recordings' unexplained residual is kept, not drawn: the readout noise drawn is the
+    # one measured directly on chip (b)
+    residual = d["chips"]["recordings"]["residual"]
+    assert residual["std"] > 10 * noise.readout.std and not residual["drawn"]
+    assert noise.readout.std == acc.readout.std
     assert (DEFAULT_CALIBRATION.parent / d["chips"]["recordings"]["readout"]["offset_map"]
             ).is_file()
 
@@ -54,6 +66,11 @@ def _edit(tmp_path, change):
     (lambda d: d["instructions"]["add"].update(std=float("nan")), "std must be finite"),
     (lambda d: d["instructions"]["copy"].update(std=-0.5), "std must be >= 0"),
     (lambda d: d["instructions"].update(mul={}), "unknown analog instruction.*mul"),
+    (lambda d: d["chips"]["recordings"]["instructions"].update(mul={}),
+     "unknown analog instruction.*mul"),
+    (lambda d: d["chips"]["recordings"]["instructions"]["transfer"].update(loss=1.5),
+     "loss must be < 1"),
+    (lambda d: d["chips"]["recordings"].update(instructions=[1]), "must be a mapping"),
     (lambda d: d["chips"]["recordings"]["pattern"].update(offset_std=-1), "offset_std"),
     (lambda d: d["chips"]["recordings"]["readout"].update(colour=1), "readout field.*colour"),
     (lambda d: d.pop("instructions"), "lacks 'instructions'"),

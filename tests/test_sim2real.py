@@ -143,6 +143,21 @@ def test_refit_recovers_known_response(frames):
     assert res["in_sample_correlation"] > 0.999 and res["heldout_correlation"] > 0.999
 
 
+def test_class_information_tells_signal_from_fresh_noise():
+    from pixelrnn_jax.sensor.scamp5.agreement import class_information
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 6)
+    signal = rng.normal(size=(3, SIDE, SIDE))[labels] * 2.0
+    run_a = signal + rng.normal(size=signal.shape) * 8.0
+    run_b = signal + rng.normal(size=signal.shape) * 8.0
+    # a class pattern under per-run noise survives; the same pattern drowned at every run
+    # in noise 30x larger leaves chance (1/3) or less
+    assert class_information(run_a, run_b, labels) > 0.9
+    drowned = [signal + rng.normal(size=signal.shape) * 240.0 for _ in range(2)]
+    assert class_information(*drowned, labels) < 0.6
+    assert class_information(signal, signal, labels) == 1.0
+
+
 @pytest.mark.slow
 def test_sim2real_end_to_end_on_six_videos(tmp_path):
     args = [f"--weights={shared_file('official_weights/cam_noise_iw10.txt')}",
@@ -158,6 +173,8 @@ def test_sim2real_end_to_end_on_six_videos(tmp_path):
                 "run_to_run_correlation"):
         assert -1 <= r[key] <= 1, key
     assert r["decoders"]["sim_trained_decoder"]["n_test_real"] == 810 - 6
+    assert set(r["class_information"]) == {"real", "chip_noise_free", "chip_single_runs"}
+    assert all(0 <= v <= 1 for v in r["class_information"].values())
     assert (tmp_path / "sim2real.png").stat().st_size > 0
 
 

@@ -24,7 +24,13 @@ Scores:
   real_trained_real_accuracy  the same decoder trained on the framed videos' real readouts;
   run_to_run_correlation  the model's two single runs against each other: the hidden state's
                      chaos under noise; sqrt of it bounds the correlation an expected
-                     readout can reach with one real run (`correlation_ceiling`).
+                     readout can reach with one real run (`correlation_ceiling`);
+  class_information  how much of the class the framed videos' readouts carry, scored alike
+                     on the real readouts, the noise-free chip program and the model's single
+                     runs (trained on one run, tested on another): a ridge classifier on
+                     each video's standardised crop, stratified video-level
+                     cross-validation (`class_information`). A model whose noise erases
+                     what the real readouts carry scores below them here.
 """
 from __future__ import annotations
 
@@ -47,7 +53,7 @@ from pixelrnn_jax.sensor.scamp5.noise import NoiseModel
 from pixelrnn_jax.sensor.units import UNITS_PER_PRODUCT
 
 __all__ = ["load_frames", "match", "scores", "ideal_readouts", "evaluate",
-           "decoder_accuracies"]
+           "decoder_accuracies", "class_information"]
 
 
 def load_frames(path) -> dict:
@@ -136,6 +142,34 @@ def decoder_accuracies(rec: recordings.Recordings, framed: np.ndarray, sim: np.n
     return out
 
 
+def _standardised_crop(readouts) -> np.ndarray:
+    x = np.asarray(readouts, np.float64)[:, 1:chip.SIDE - 1, 1:chip.SIDE - 1]
+    x = x.reshape(len(x), -1)
+    x = x - x.mean(1, keepdims=True)
+    return x / (x.std(1, keepdims=True) + 1e-9)
+
+
+def class_information(train, test, labels, *, folds: int = 5, seeds: int = 5,
+                      ridge: float = 10.0) -> float:
+    """Mean held-out accuracy of a ridge classifier (one-hot targets, kernel form) fitted on
+    `train` readouts (n 64 64) and scored on `test` readouts of the same videos (the same
+    array, or another run of them), over `seeds` stratified `folds`-fold video splits."""
+    a, b = _standardised_crop(train), _standardised_crop(test)
+    labels = np.asarray(labels)
+    ncls = int(labels.max()) + 1
+    accs = []
+    for seed in range(seeds):
+        fold = recordings.stratified_folds(labels, folds, seed)
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            y = np.eye(ncls)[labels[tr]] - 1.0 / ncls
+            k = a[tr] @ a[tr].T
+            coef = np.linalg.solve(k + ridge * np.eye(len(k)), y)
+            pred = (b[te] @ a[tr].T @ coef).argmax(1)
+            accs.append(float((pred == labels[te]).mean()))
+    return float(np.mean(accs))
+
+
 def evaluate(weights_path, frames_path, recordings_path, workdir, *, calibration="default",
              draws: int = 32, augment: int = 8, refit: cal.CalibrationConfig | None = None,
              decoder: readout_decoder.DecoderConfig = readout_decoder.DecoderConfig(),
@@ -167,6 +201,10 @@ def evaluate(weights_path, frames_path, recordings_path, workdir, *, calibration
                                       sums=sums)["readout"][:, :, -1] / UNITS_PER_PRODUCT
     sim = runs[:draws].mean(0)
     run_to_run = float(cal.correlation(runs[0], runs[1]).mean())
+    information = {"real": class_information(real, real, labels),
+                   "chip_noise_free": class_information(preds["chip_noise_free"],
+                                                        preds["chip_noise_free"], labels),
+                   "chip_single_runs": class_information(runs[0], runs[1], labels)}
     extra = {}
     if refitting:
         refit = cal.CalibrationConfig(seed=seed) if refit is None else refit
@@ -194,6 +232,7 @@ def evaluate(weights_path, frames_path, recordings_path, workdir, *, calibration
                               / max(acc["real_trained_real_accuracy"], 1e-9)),
         "run_to_run_correlation": run_to_run,
         "correlation_ceiling": float(np.sqrt(max(run_to_run, 0.0))),
+        "class_information": information,
         "modes": modes, "ideal": modes["ideal"],
         "decoders": {k: v for k, v in acc.items() if k.endswith("decoder")},
         "draws": int(draws), "augment": int(augment), "seed": int(seed), **extra,

@@ -12,7 +12,17 @@ of a SCAMP-5d, (c) the recordings' real readouts, in one run (`calibrate_sensor`
    bus-tied value) at the middle admitted temporal noise, then the temporal noise among
    the admitted candidates; the best held-out correlation wins each step.
 4. The recordings' readout conversion fitted on all framed videos, its offset map anchored
-   to the mean of the official-train readouts; the file written (`calibration_file`).
+   to the mean of the official-train readouts; the file written (`calibration_file`), the
+   recordings' chip with the transfer loss (c) chose as its own instruction field.
+
+The readout's temporal noise of the recordings' chip: the recordings hold one run per video,
+so what the fitted conversion leaves unexplained (`recordings_fit`'s residual, about 40
+units against a signal of about +-60) cannot be told apart from a misfit of the model that
+repeats at every run. It is kept in the file as the chip's `residual` and, by default, not
+drawn: the readout noise drawn is chip (b)'s, measured directly (the spread of its input
+readouts, about 1 unit), and the real readouts carry class information at the noise-free
+emulation's level, which a fresh 40-unit noise at every readout would erase (README).
+`JointConfig(residual_as_noise=True)` draws the residual instead.
 """
 from __future__ import annotations
 
@@ -53,6 +63,7 @@ class JointConfig:
     folds: int = 5
     repetitions: int = 25
     seed: int = 0
+    residual_as_noise: bool = False
 
     def __post_init__(self):
         for name in ("bus_stds", "dac_gains", "transfer_factors"):
@@ -161,9 +172,16 @@ def calibrate_sensor(workdir, *, accumulation_path, weights, frames_path, record
         "recordings": {
             "measurement": "810 real PixelRNN readouts, 45 framed videos",
             "dac": {"gain": gain}, "pattern": {"seed": 2, **fit_b["pattern"]},
-            "readout": {"gain": rfit.gain, "zero": rfit.zero, "std": rfit.std,
-                        "column_std": rfit.column_std, "offset_map": MAP_NAME,
-                        "quantize": True}},
+            "instructions": {"transfer": {"loss": t.loss, "loss_negative": t.negative_loss}},
+            "readout": {"gain": rfit.gain, "zero": rfit.zero,
+                        "std": rfit.std if config.residual_as_noise else fit_b["readout_std"],
+                        "column_std": rfit.column_std if config.residual_as_noise else 0.0,
+                        "offset_map": MAP_NAME, "quantize": True},
+            "residual": {"std": rfit.std, "column_std": rfit.column_std,
+                         "drawn": config.residual_as_noise,
+                         "what": "real readout minus the fitted conversion of the expected "
+                                 "E, beyond the spread of single simulated runs (units); "
+                                 "one run per video cannot tell temporal noise from misfit"}},
     }
     provenance = {
         "command": "experiments/calibrate_sensor.py", "config": dataclasses.asdict(config),

@@ -61,7 +61,10 @@ MEASURED_MEAN = 10.73
 MEASURED_STD = 2.90
 
 SCHEMA = "pixelrnn_jax.scamp5.calibration"
-VERSION = 1
+# Version 2: a chip profile can override instruction fields ("instructions"), which carry
+# what (c) chose for the recordings' chip (its neighbour transfer's loss); a version-1 file
+# silently lacked it.
+VERSION = 2
 DEFAULT_CALIBRATION = Path(__file__).with_name("calibration.json")
 
 
@@ -447,7 +450,12 @@ def _model_fields(d: dict, chip: str | None) -> dict:
     chip = d["default_chip"] if chip is None else chip
     if chip not in d["chips"]:
         raise ValueError(f"{where} has no chip {chip!r}: choose one of {sorted(d['chips'])}")
-    unknown = sorted(set(d["instructions"]) - set(INSTRUCTIONS))
+    profile = d["chips"][chip]
+    own = profile.get("instructions", {})
+    if not isinstance(own, dict):
+        raise ValueError(f"{where}: chip {chip!r} instructions must be a mapping of "
+                         f"instruction name to fields")
+    unknown = sorted((set(d["instructions"]) | set(own)) - set(INSTRUCTIONS))
     if unknown:
         raise ValueError(f"{where}: unknown analog instruction(s) {unknown}; the machine has "
                          f"{list(INSTRUCTIONS)}")
@@ -463,14 +471,15 @@ def _model_fields(d: dict, chip: str | None) -> dict:
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {what}: {e}") from None
 
-    profile = d["chips"][chip]
     dac = {**d["dac"], **profile.get("dac", {})}   # a chip's own DAC gain where measured
     readout = dict(profile.get("readout", {}))
     if readout.get("offset_map"):
         readout["offset_map"] = str(Path(d.get("_dir", ".")) / readout["offset_map"])
     sat = d.get("saturation", (-128.0, 127.0))
-    return {"instructions": tuple((k, make(InstructionError, d["instructions"].get(k, {}),
-                                           f"instruction {k!r}")) for k in INSTRUCTIONS),
+    # the shared per-instruction table, with what this chip's own measurement changed
+    table = {k: {**d["instructions"].get(k, {}), **own.get(k, {})} for k in INSTRUCTIONS}
+    return {"instructions": tuple((k, make(InstructionError, table[k], f"instruction {k!r}"))
+                                  for k in INSTRUCTIONS),
             "dac_gain": _number(where + " dac", "gain", dac.get("gain", 1.0), strict_low=True),
             "dac_offset": _number(where + " dac", "offset", dac.get("offset", 0.0), low=None),
             "pattern": make(ChipPattern, profile.get("pattern", {}), f"chip {chip!r} pattern"),
