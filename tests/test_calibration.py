@@ -70,7 +70,7 @@ def _edit(tmp_path, change):
      "unknown analog instruction.*mul"),
     (lambda d: d["chips"]["recordings"]["instructions"]["transfer"].update(loss=1.5),
      "loss must be < 1"),
-    (lambda d: d["chips"]["recordings"].update(instructions=[1]), "must be a mapping"),
+    (lambda d: d["chips"]["recordings"].update(instructions=[1]), "must map names"),
     (lambda d: d["chips"]["recordings"]["pattern"].update(offset_std=-1), "offset_std"),
     (lambda d: d["chips"]["recordings"]["readout"].update(colour=1), "readout field.*colour"),
     (lambda d: d.pop("instructions"), "lacks 'instructions'"),

@@ -5,13 +5,12 @@ Every analog instruction of `machine.Machine` turns its exact result r (units) i
 
     out = r * (1 - loss(r) + G_dst(p)) - offset + O_dst(p) + std * z + column_std * z_col
 
-then saturates it (`saturation`). Per instruction (`InstructionError`, shared by every chip):
-`offset` (units, charge injection), `loss` (fraction of a result >= 0 lost: leakage) and
-`loss_negative` (the same for results < 0), `std` (temporal Gaussian noise, units, fresh at
-every execution), `column_std` (units, one draw per column and execution). A shift by n
-pixels is n neighbour transfers ("transfer"). Values written through the DAC (`load`,
-`add_const`) come out `dac_gain * v + dac_offset` (the chip's DAC) times the chip's
-per-pixel DAC gain.
+then saturates it (`saturation`). Per instruction (`InstructionError`, shared by every chip
+unless a calibration file gives a chip its own fields): `offset` (units, charge injection),
+`loss` (fraction of a result >= 0 lost: leakage) and `loss_negative` (for results < 0), `std`
+(temporal Gaussian noise, units, fresh at every execution), `column_std` (units, one draw per
+column and execution). A shift by n pixels is n neighbour transfers ("transfer"). DAC writes
+(`load`, `add_const`) come out `dac_gain * v + dac_offset` times the per-pixel DAC gain.
 Per chip (`ChipPattern`, drawn once from the chip's `seed`, the same in every run): the
 per-pixel offset O_R and gain G_R of writes into each register R, the per-pixel DAC gain.
 The readout conversion (`Readout`, per chip): units = zero + gain * value + pixel offset +
@@ -61,9 +60,7 @@ MEASURED_MEAN = 10.73
 MEASURED_STD = 2.90
 
 SCHEMA = "pixelrnn_jax.scamp5.calibration"
-# Version 2: a chip profile can override instruction fields ("instructions"), which carry
-# what (c) chose for the recordings' chip (its neighbour transfer's loss); a version-1 file
-# silently lacked it.
+# Version 2: a chip profile may set its own instruction fields (version 1 could not).
 VERSION = 2
 DEFAULT_CALIBRATION = Path(__file__).with_name("calibration.json")
 
@@ -191,9 +188,7 @@ class Readout:
 
 
 def _default(part: str):
-    def make():
-        return _DEFAULT[part]
-    return make
+    return lambda: _DEFAULT[part]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,8 +219,7 @@ class NoiseModel:
     bank_factor: int = 8
 
     def __post_init__(self):
-        table = dict(self.instructions) if not isinstance(self.instructions, dict) \
-            else self.instructions
+        table = dict(self.instructions)
         unknown = sorted(set(table) - set(INSTRUCTIONS))
         if unknown:
             raise ValueError(f"unknown analog instruction(s) {unknown}: the machine has "
@@ -453,8 +447,7 @@ def _model_fields(d: dict, chip: str | None) -> dict:
     profile = d["chips"][chip]
     own = profile.get("instructions", {})
     if not isinstance(own, dict):
-        raise ValueError(f"{where}: chip {chip!r} instructions must be a mapping of "
-                         f"instruction name to fields")
+        raise ValueError(f"{where}: chip {chip!r} instructions must map names to fields")
     unknown = sorted((set(d["instructions"]) | set(own)) - set(INSTRUCTIONS))
     if unknown:
         raise ValueError(f"{where}: unknown analog instruction(s) {unknown}; the machine has "
