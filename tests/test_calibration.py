@@ -166,3 +166,27 @@ def test_noise_accumulation_command(tmp_path):
 def test_instruction_error_changes_are_hashable_models():
     a = NoiseModel().with_instructions(add=InstructionError(std=1.0))
     assert a != NoiseModel() and hash(a) != hash(NoiseModel())
+
+
+@pytest.mark.slow
+def test_calibrate_sensor_writes_the_chosen_model(tmp_path):
+    """The joint calibration on one candidate per grid (2 min): the file it writes loads,
+    gives the recordings' chip the transfer loss (c) chose, keeps the residual undrawn and
+    draws chip (b)'s readout noise."""
+    data = [f"--accumulation={shared_file('scamp5_noise_accumulation.json')}",
+            f"--weights={shared_file('official_weights/cam_noise_iw10.txt')}",
+            f"--frames={shared_file('cambridge_test_frames.npz')}",
+            f"--recordings={shared_file('cambridge_scamp5_outputs.npz')}"]
+    subprocess.run([sys.executable, str(REPO / "experiments/calibrate_sensor.py"), *data,
+                    f"--workdir={tmp_path}", "--bus_stds=0.3", "--dac_gains=1.0",
+                    "--transfer_factors=0.0", "--draws=2", "--final_draws=2", "--folds=2",
+                    "--repetitions=10"], check=True, cwd=REPO, capture_output=True)
+    path = tmp_path / "calibration.json"
+    d = read_calibration(path)
+    rec = NoiseModel.from_calibration(path)
+    acc = NoiseModel.from_calibration(path, chip="noise_accumulation")
+    assert rec.instruction("transfer").loss == d["provenance"]["chosen"]["transfer_loss"] == 0
+    assert acc.instruction("transfer").loss > 0
+    residual = d["chips"]["recordings"]["residual"]
+    assert not residual["drawn"] and residual["std"] > 10 * rec.readout.std
+    assert rec.readout.std == acc.readout.std and rec.readout.column_std == 0
