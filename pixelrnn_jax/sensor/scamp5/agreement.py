@@ -143,8 +143,7 @@ def decoder_accuracies(rec: recordings.Recordings, framed: np.ndarray, sim: np.n
 
 
 def _standardised_crop(readouts) -> np.ndarray:
-    x = np.asarray(readouts, np.float64)[:, 1:chip.SIDE - 1, 1:chip.SIDE - 1]
-    x = x.reshape(len(x), -1)
+    x = np.asarray(readouts, np.float64)[(slice(None),) + cal.CROP].reshape(len(readouts), -1)
     x = x - x.mean(1, keepdims=True)
     return x / (x.std(1, keepdims=True) + 1e-9)
 
