@@ -118,16 +118,35 @@ def test_pooled_cnn_and_its_gradient_against_the_plain_form():
     np.testing.assert_allclose(d_ours, d_ref, rtol=1e-4, atol=1e-3)
 
 
-def test_linear_taps_backward_is_the_vjp_of_its_forward():
+def test_strip_taps_backward_is_the_vjp_of_its_linear_forward():
     from pixelrnn_jax.sensor.scamp5 import chip_forward
     rng = np.random.default_rng(12)
-    image = jax.numpy.asarray(rng.normal(size=(3, 64, 128)), jax.numpy.float32)
-    kw = jax.numpy.asarray(rng.normal(size=(1, 2, 5, 5)), jax.numpy.float32)
-    g = jax.numpy.asarray(rng.normal(size=(3, 2, 64, 64)), jax.numpy.float32)
-    plain = chip_forward._linear_taps.fun        # the forward without the custom rule
-    want = jax.vjp(plain, image, kw)[1](g)
-    got = jax.vjp(chip_forward._linear_taps, image, kw)[1](g)
+    padded = jax.numpy.asarray(rng.normal(size=(3, 68, 72)), jax.numpy.float32)
+    kcols = jax.numpy.asarray(rng.normal(size=(25, 68)), jax.numpy.float32)
+    g = jax.numpy.asarray(rng.normal(size=(3, 64, 68)), jax.numpy.float32)
+    want = jax.vjp(chip_forward._strip_linear, padded, kcols)[1](g)
+    got = chip_forward._strip_linear_vjp(padded, kcols, g)
     for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_the_exact_taps_take_the_linear_models_gradient_where_unsaturated():
+    from pixelrnn_jax.sensor.scamp5 import chip_forward
+    noise = chip_forward.noise_model("default")
+    gains, _ = chip_forward._tap_gains(noise)
+    weight = gains.reshape(-1)[chip_forward._TAP_INDEX][:, None]
+    rng = np.random.default_rng(13)
+    padded = jax.numpy.asarray(np.sign(rng.normal(size=(2, 68, 68))), jax.numpy.float32)
+    kcols = jax.numpy.asarray(10 * np.sign(rng.normal(size=(25, 64))), jax.numpy.float32)
+    g = jax.numpy.asarray(rng.normal(size=(2, 64, 64)), jax.numpy.float32)
+    exact, vjp = jax.vjp(lambda p, k: chip_forward._taps_in_order(p, k, noise, 0.0, gains),
+                         padded, kcols)
+    lo, hi = noise.saturation
+    live = (np.asarray(exact) > lo) & (np.asarray(exact) < hi)
+    assert 0.5 < live.mean() < 1.0                  # both cases occur
+    want = jax.vjp(lambda p, k: chip_forward._strip_linear(p, k * weight), padded,
+                   kcols)[1](jax.numpy.where(live, g, 0.0))
+    for a, b in zip(vjp(g), want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 

@@ -41,7 +41,9 @@ rounding is straight through.
 Speed (benchmarks/throughput.py, 32 videos of 16 frames, 2-core CPU): forward and backward
 of this pass 9.5 s when the CNN was 25 whole-image multiply-adds and the cell's taps were
 differentiated step by step; 1.5 s with the pooled CNN, the cell's linear-model backward and
-the scan step rematerialized.
+the scan step rematerialized; the train step 2.4x the ideal one (0.40 s against 0.17 s) with
+the taps' chain as a loop under its own VJP (no rematerialization) and the input block's
+columns that never see h run for all frames outside the scan.
 """
 from __future__ import annotations
 
@@ -228,88 +230,103 @@ def _pooled_cnn_bwd(consts, bounds, res, g):
 _pooled_cnn.defvjp(_pooled_cnn_fwd, _pooled_cnn_bwd)
 
 
-def _block_windows(image: Array, gy: int, gx: int) -> Array:
-    """image (n H W) -> each block's window (n gy*gx 68 68): its pixels, the 4 rows above
-    and 4 columns right of it, -1 beyond the image."""
-    xp = jnp.pad(image, ((0, 0), (4, 0), (0, 4)), constant_values=-1.0)
-    return jnp.stack([xp[:, SIDE * by:SIDE * by + SIDE + 4, SIDE * bx:SIDE * bx + SIDE + 4]
-                      for by in range(gy) for bx in range(gx)], 1)
+# tap t of `TAP_ORDER` as an index into a flattened (5 5) kernel
+_TAP_INDEX = np.array([5 * i + j for i, j in TAP_ORDER], np.int32)
 
 
-@jax.custom_vjp
-def _linear_taps(image: Array, kw: Array) -> Array:
-    """sum_ij kw[k, i, j] window_k(Y + i, X + j) of each block k: image (n H W), kw
-    (gy gx 5 5) -> (n gy*gx 64 64). Its own backward pass: XLA's transposes of the 25
-    overlapping slices took 267 ms per call here, this one 14 ms (benchmarks/NOTES.md)."""
-    gy, gx = kw.shape[:2]
-    wins = _block_windows(image, gy, gx)
-    k = kw.reshape(gy * gx, 5, 5)
+def _strip_linear(padded: Array, kcols: Array) -> Array:
+    """sum_t kcols[t, X] padded(Y + i_t, X + j_t) over the taps t = (i_t, j_t) of
+    `TAP_ORDER`: padded (n 68 W+4) (the strip with the 4 rows above it and the 4 columns
+    right of it), kcols (25 W) each tap's weight at each output column -> (n 64 W)."""
+    width = kcols.shape[1]
     acc = None
-    for i in range(5):
-        for j in range(5):
-            term = wins[:, :, i:i + SIDE, j:j + SIDE] * k[None, :, i, j, None, None]
-            acc = term if acc is None else acc + term
+    for t, (i, j) in enumerate(TAP_ORDER):
+        term = padded[:, i:i + SIDE, j:j + width] * kcols[t]
+        acc = term if acc is None else acc + term
     return acc
 
 
-def _linear_taps_fwd(image, kw):
-    return _linear_taps(image, kw), (image, kw)
+def _strip_linear_vjp(padded: Array, kcols: Array, g: Array) -> tuple[Array, Array]:
+    """The VJP of `_strip_linear`, by hand, over chunks of frames (`ops.map_frames`): XLA's
+    transposes of the 25 overlapping slices took 267 ms per call here, and the 25 kernel
+    reductions over all 480 frames of a batch at once 84 ms against 23 ms chunked."""
+    width = kcols.shape[1]
+    kp = jnp.pad(kcols, ((0, 0), (4, 4)))
+
+    def chunk(p, gc):
+        dk = jnp.stack([(gc * p[:, i:i + SIDE, j:j + width]).sum((0, 1))
+                        for i, j in TAP_ORDER])
+        gp = jnp.pad(gc, ((0, 0), (4, 4), (4, 4)))
+        dp = None
+        for t, (i, j) in enumerate(TAP_ORDER):
+            term = gp[:, 4 - i:4 - i + SIDE + 4, 4 - j:4 - j + width + 4] * kp[t, 4 - j:
+                                                                                4 - j + width + 4]
+            dp = term if dp is None else dp + term
+        return dp, dk
+
+    dp, dk = map_frames(chunk, padded, g)
+    return unchunk(dp), dk.sum(0)
 
 
-def _linear_taps_bwd(res, g):
-    image, kw = res
-    n, h, w = image.shape
-    gy, gx = kw.shape[:2]
-    k = kw.reshape(gy * gx, 5, 5)
-    wins = _block_windows(image, gy, gx)
-    dkw = jnp.stack([(g * wins[:, :, i:i + SIDE, j:j + SIDE]).sum((0, 2, 3))
-                     for i in range(5) for j in range(5)], -1).reshape(kw.shape)
-    gp = jnp.pad(g, ((0, 0), (0, 0), (4, 4), (4, 4)))
-    dwins = None
-    for i in range(5):
-        for j in range(5):
-            term = gp[:, :, 4 - i:4 - i + SIDE + 4, 4 - j:4 - j + SIDE + 4] * k[None, :, i, j,
-                                                                              None, None]
-            dwins = term if dwins is None else dwins + term
-    dxp = jnp.zeros((n, h + 4, w + 4), jnp.float32)
-    for by in range(gy):
-        for bx in range(gx):
-            dxp = dxp.at[:, SIDE * by:SIDE * by + SIDE + 4, SIDE * bx:SIDE * bx + SIDE + 4].add(
-                dwins[:, by * gx + bx])
-    return dxp[:, 4:, :w], dkw
-
-
-_linear_taps.defvjp(_linear_taps_fwd, _linear_taps_bwd)
-
-
-def _block_taps_in_order(image: Array, kernels: Array, noise: NoiseModel, inc: float,
-                         reset: float, gains: np.ndarray) -> Array:
-    """The 25 displaced taps on a grid of blocks, one after another as the chip runs them:
-    image (n H W) +-1, kernels (gy gx 5 5) +-1 -> the accumulator (n H W) in units, -1
-    beyond the image, grid lines at the reset value; every partial sum takes the add's
-    sign-dependent loss and offset and saturates (exact).
+def _taps_in_order(padded: Array, kcols: Array, noise: NoiseModel, reset: float,
+                   gains: np.ndarray) -> Array:
+    """The 25 displaced taps on a strip of a block row, one after another as the chip runs
+    them: padded (n 68 W+4) +-1 (`_strip_linear`), kcols (25 W) the taps' weights in units
+    -> the accumulator (n 64 W); every partial sum takes the add's sign-dependent loss and
+    offset and saturates (exact).
 
     The gradient is that of the taps' linear model, each product weighted by its mean gain
-    in the finished sum (`gains`, as the CNN's), where the sum did not saturate: the
-    exact sequence's gradient would keep the 25 partial sums of every step of the scan and
-    cost 20 times the forward pass."""
-    n, h, w = image.shape
-    gy, gx = h // SIDE, w // SIDE
-    wins = jax.lax.stop_gradient(_block_windows(image, gy, gx))
-    kw = kernels * jnp.float32(inc)
-    k = jax.lax.stop_gradient(kw).reshape(gy * gx, 5, 5)
+    in the finished sum (`gains`, as the CNN's), where the sum did not saturate: the exact
+    sequence's gradient would keep the 25 partial sums of every step of the scan and cost
+    20 times the forward pass. The backward pass keeps one saturation mask and never reruns
+    the chain."""
+    n, width = padded.shape[0], kcols.shape[1]
     errors, add = Errors(noise), noise.instruction("add_const")
-    exact = jnp.full((n, gy * gx, SIDE, SIDE), reset, jnp.float32)
-    for i, j in TAP_ORDER:
-        exact = errors.clip(systematic(add, exact + wins[:, :, i:i + SIDE, j:j + SIDE]
-                                       * k[None, :, i, j, None, None]))
-    linear = _linear_taps(image, kw * jnp.asarray(gains))
-    if noise.saturation is not None:
-        lo, hi = noise.saturation
-        linear = jnp.where((exact > lo) & (exact < hi), linear, jax.lax.stop_gradient(linear))
-    acc = jax.lax.stop_gradient(exact) + (linear - jax.lax.stop_gradient(linear))
-    out = jnp.transpose(acc.reshape(n, gy, gx, SIDE, SIDE), (0, 1, 3, 2, 4)).reshape(n, h, w)
-    return jnp.where(~jnp.asarray(grid_lines(h, width=w)), out, jnp.float32(reset))
+    weight = gains.reshape(-1)[_TAP_INDEX][:, None]
+
+    def exact_chain(padded, kcols):
+        order = jnp.asarray(np.array(TAP_ORDER, np.int32))
+
+        def tap(t, acc):
+            win = jax.lax.dynamic_slice(padded, (0, order[t, 0], order[t, 1]),
+                                        (n, SIDE, width))
+            kt = jax.lax.dynamic_slice(kcols, (t, 0), (1, width))
+            return errors.clip(systematic(add, acc + win * kt))
+
+        # a loop, not 25 fused steps: its result is one buffer, where XLA would otherwise
+        # fuse a copy of the whole chain into every consumer of the sum (2-5x the work)
+        return jax.lax.fori_loop(0, len(TAP_ORDER), tap, unroll=5, init_val=jnp.full(
+            (n, SIDE, width), reset, jnp.float32))
+
+    @jax.custom_vjp
+    def taps(padded, kcols):
+        return exact_chain(padded, kcols)
+
+    def taps_fwd(padded, kcols):
+        exact = exact_chain(padded, kcols)
+        live = None
+        if noise.saturation is not None:
+            lo, hi = noise.saturation
+            live = (exact > lo) & (exact < hi)
+        return exact, (padded, kcols, live)
+
+    def taps_bwd(res, g):
+        padded, kcols, live = res
+        if live is not None:
+            g = jnp.where(live, g, 0.0)
+        dp, dk = _strip_linear_vjp(padded, kcols * weight, g)
+        return dp, dk * weight
+
+    taps.defvjp(taps_fwd, taps_bwd)
+    return taps(padded, kcols)
+
+
+def _tap_columns(*kernels_widths) -> Array:
+    """(kernel (5 5), columns) pairs -> (25 sum of columns): each output column's weight
+    of every tap, in `TAP_ORDER`."""
+    return jnp.concatenate([jnp.broadcast_to(kern.reshape(-1)[_TAP_INDEX][:, None],
+                                             (len(TAP_ORDER), cols))
+                            for kern, cols in kernels_widths], 1)
 
 
 def _normal(key, shape, std: float):
@@ -350,44 +367,69 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     # PixelRNN: windows of one cycle folded into the batch, time-major
     xr = xr.reshape(t // k, k, b, SIDE, SIDE)
     xr = jnp.moveaxis(xr, 1, 0).reshape(k, t // k * b, SIDE, SIDE)
-    kernels = jnp.stack([jnp.stack([cell["w_f"], cell["u_f"]]),
-                         jnp.stack([cell["w_o"], cell["u_o"]])])
     hu = _dac(noise, facts.hidden_units) * _keep(noise, "load", False)
     g_pos = _keep(noise, "transfer", True) ** SIDE
     g_neg = _keep(noise, "transfer", False) ** SIDE
     move_off = -noise.instruction("transfer").offset * sum(
         _keep(noise, "transfer") ** i for i in range(SIDE))
-    edge = np.zeros((2 * SIDE, 2 * SIDE), bool)
-    edge[-1, :] = True
-    edge[:, 0] = True
-    edge = jnp.asarray(edge)
+    # per block of the cell image: grid lines (row 0, column 63) at the reset value, then the
+    # edges at -hidden units: the first column of the input's block; the readout's blocks,
+    # the last row of the cell image, also their last row
+    grid = jnp.asarray(grid_lines(SIDE))
+    first_column, last_row = np.zeros((SIDE, SIDE), bool), np.zeros((SIDE, SIDE), bool)
+    first_column[:, 0] = True
+    last_row[-1, :] = True
+    edges = {False: (jnp.asarray(first_column), None),
+             True: (jnp.asarray(first_column | last_row), jnp.asarray(last_row))}
+    wf, uf, wo, uo = (cell[name] * jnp.float32(inc) for name in ("w_f", "u_f", "w_o", "u_o"))
+    add = noise.instruction("add")
 
-    def gates(hs, x_t, rows):
-        """E of the cell image's block rows: 1 the forget gate's, 2 both (the readout's,
-        whose top blocks see the bottom ones' last rows)."""
-        top = jnp.concatenate([x_t, hs], -1)
-        image = jnp.concatenate([top] * rows, 1)
-        acc = _block_taps_in_order(image, kernels[:rows], noise, inc, reset, gains)
-        acc = clip(jnp.where(edge[:rows * SIDE], -hu, acc))
-        left, right = acc[..., :SIDE], acc[..., SIDE:]
-        part = jnp.where(left >= 0, g_pos, g_neg) * left + move_off
-        return clip(systematic(noise.instruction("add"), right + part))   # (n 64 rows 64)
+    def gate(acc_x, acc_h, readout):
+        """E in block column 1 from the accumulators of the input's block and the hidden
+        state's: the input part moved 64 columns east through 64 transfers, added."""
+        edge_x, edge_h = edges[readout]
+        acc_x = clip(jnp.where(edge_x, -hu, jnp.where(grid, jnp.float32(reset), acc_x)))
+        acc_h = jnp.where(grid, jnp.float32(reset), acc_h)
+        acc_h = clip(acc_h if edge_h is None else jnp.where(edge_h, -hu, acc_h))
+        part = jnp.where(acc_x >= 0, g_pos, g_neg) * acc_x + move_off
+        return clip(systematic(add, acc_h + part))
+
+    def strip(rows_above, *columns):
+        """The cell image's block row from its column parts (n 64 w_i) and the 4 rows above
+        it (n 4 sum w_i), -1 right of it: (n 68 sum w_i + 4)."""
+        body = jnp.concatenate(columns, -1)
+        padded = jnp.concatenate([rows_above, body], 1)
+        return jnp.pad(padded, ((0, 0), (0, 0), (0, 4)), constant_values=-1.0)
+
+    # the forget gate's input block: its columns 0 .. 59 never see h (the window reaches 4
+    # columns right), so they run for every frame at once, outside the scan
+    n = xr.shape[1]
+    xs = xr[:-1].reshape((k - 1) * n, SIDE, SIDE)
+    above = -jnp.ones((xs.shape[0], 4, SIDE), jnp.float32)
+    acc_x_early = _taps_in_order(jnp.concatenate([above, xs], 1), _tap_columns((wf, SIDE - 4)),
+                                 noise, reset, gains).reshape(k - 1, n, SIDE, SIDE - 4)
+    scan_columns = _tap_columns((wf, 4), (uf, SIDE))
+    above = -jnp.ones((n, 4, SIDE + 4), jnp.float32)
 
     def step(hs, inp):
-        x_t, key = inp
-        e = gates(hs, x_t, 1)
+        x_t, early, key = inp
+        acc = _taps_in_order(strip(above, x_t[..., SIDE - 4:], hs), scan_columns, noise,
+                             reset, gains)
+        e = gate(jnp.concatenate([early, acc[..., :4]], -1), acc[..., 4:], False)
         if keys[1] is not None:
             e = e + _normal(key, e.shape, gate_std)
         return _strict((e - facts.rnn_threshold) / facts.increment, m) * hs, None
 
-    n = xr.shape[1]
     step_keys = (jax.random.split(keys[1], k - 1) if keys[1] is not None
                  else jnp.zeros((k - 1,), jnp.float32))
-    # the step rematerialized in the backward pass: saved per step, the masks of the exact
-    # taps' chain each carry their own fused copy of the 25-tap chain (measured 2.5x slower)
-    hs, _ = jax.lax.scan(jax.checkpoint(step), jnp.ones((n, SIDE, SIDE), jnp.float32),
-                         (xr[:-1], step_keys))
-    o = gates(hs, xr[-1], 2)[:, SIDE:]
+    hs, _ = jax.lax.scan(step, jnp.ones((n, SIDE, SIDE), jnp.float32),
+                         (xr[:-1], acc_x_early, step_keys))
+    # the readout's blocks see the forget gate's blocks above them: their last 4 rows
+    x_t = xr[-1]
+    top = jnp.concatenate([x_t, hs], -1)[:, SIDE - 4:]
+    acc = _taps_in_order(strip(top, x_t, hs), _tap_columns((wo, SIDE), (uo, SIDE)), noise,
+                         reset, gains)
+    o = gate(acc[..., :SIDE], acc[..., SIDE:], True)
     if keys[2] is not None:
         o = o + _normal(keys[2], o.shape, gate_std)
     r = noise.readout
