@@ -41,7 +41,7 @@ rounding is straight through.
 Speed (benchmarks/throughput.py, 32 videos of 16 frames, 2-core CPU): forward and backward
 of this pass 9.5 s when the CNN was 25 whole-image multiply-adds and the cell's taps were
 differentiated step by step; 1.5 s with the pooled CNN, the cell's linear-model backward and
-the scan step rematerialized; the train step 2.4x the ideal one (0.40 s against 0.17 s) with
+the scan step rematerialized; the train step 2.4-2.9x the ideal one (benchmarks/NOTES.md) with
 the taps' chain as a loop under its own VJP (no rematerialization) and the input block's
 columns that never see h run for all frames outside the scan.
 """
@@ -248,8 +248,8 @@ def _strip_linear(padded: Array, kcols: Array) -> Array:
 
 def _strip_linear_vjp(padded: Array, kcols: Array, g: Array) -> tuple[Array, Array]:
     """The VJP of `_strip_linear`, by hand, over chunks of frames (`ops.map_frames`): XLA's
-    transposes of the 25 overlapping slices took 267 ms per call here, and the 25 kernel
-    reductions over all 480 frames of a batch at once 84 ms against 23 ms chunked."""
+    transposes of the 25 overlapping slices took 267 ms per call here; over all 480 frames of
+    a batch at once this VJP took 96 ms, chunked 29 ms."""
     width = kcols.shape[1]
     kp = jnp.pad(kcols, ((0, 0), (4, 4)))
 
@@ -375,22 +375,19 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     # per block of the cell image: grid lines (row 0, column 63) at the reset value, then the
     # edges at -hidden units: the first column of the input's block; the readout's blocks,
     # the last row of the cell image, also their last row
-    grid = jnp.asarray(grid_lines(SIDE))
+    grid = grid_lines(SIDE)
     first_column, last_row = np.zeros((SIDE, SIDE), bool), np.zeros((SIDE, SIDE), bool)
     first_column[:, 0] = True
     last_row[-1, :] = True
-    edges = {False: (jnp.asarray(first_column), None),
-             True: (jnp.asarray(first_column | last_row), jnp.asarray(last_row))}
     wf, uf, wo, uo = (cell[name] * jnp.float32(inc) for name in ("w_f", "u_f", "w_o", "u_o"))
     add = noise.instruction("add")
 
     def gate(acc_x, acc_h, readout):
         """E in block column 1 from the accumulators of the input's block and the hidden
         state's: the input part moved 64 columns east through 64 transfers, added."""
-        edge_x, edge_h = edges[readout]
-        acc_x = clip(jnp.where(edge_x, -hu, jnp.where(grid, jnp.float32(reset), acc_x)))
-        acc_h = jnp.where(grid, jnp.float32(reset), acc_h)
-        acc_h = clip(acc_h if edge_h is None else jnp.where(edge_h, -hu, acc_h))
+        bottom = last_row if readout else np.zeros_like(last_row)
+        acc_x = clip(jnp.where(first_column | bottom, -hu, jnp.where(grid, reset, acc_x)))
+        acc_h = clip(jnp.where(bottom, -hu, jnp.where(grid, reset, acc_h)))
         part = jnp.where(acc_x >= 0, g_pos, g_neg) * acc_x + move_off
         return clip(systematic(add, acc_h + part))
 
