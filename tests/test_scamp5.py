@@ -58,6 +58,24 @@ def test_write_of_10_reads_back_as_fig_s4(source):
     assert np.all(v == np.round(v))             # the 8-bit code
 
 
+def test_readout_on_reads_only_when_asked():
+    # the frames a program does not read out give zeros and draw no readout noise
+    noise = NoiseModel.from_calibration(chip="figure_s4")
+
+    @jax.jit
+    def run(key, read):
+        m = Machine.create(noise, (1, 4, 4, 8, 8), key)
+        s = m.load(m.init(), "A", 10.0)
+        after, out = m.readout_on(s, "A", read)
+        return out, m.readout(s, "A")[1], after.count - s.count
+
+    out, direct, draws = run(jax.random.key(0), True)
+    np.testing.assert_array_equal(out, direct)
+    assert int(draws) > 0
+    out, _, draws = run(jax.random.key(0), False)
+    assert not np.any(out) and int(draws) == 0
+
+
 def test_repeated_increments_add_independent_noise():
     err = InstructionError(std=0.7)
     nm = IDEAL.with_instructions(add_const=err)

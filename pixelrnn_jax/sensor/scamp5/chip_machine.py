@@ -165,13 +165,15 @@ def rnn_step(vm: Machine, v: State, planes: Array, reset: Array, facts: ChipFact
 
 
 def frame_step(m: Machine, planes: tuple[Array, Array], s: State, frame: Array, reset: Array,
-               facts: ChipFacts) -> tuple[State, Array]:
-    """The whole program for one frame; returns the readout of E's crop (b 64 64, units)."""
+               read: Array, facts: ChipFacts) -> tuple[State, Array]:
+    """The whole program for one frame; returns the readout of E's crop (b 64 64, units)
+    where `read` (the cycle's last frame), zeros on the frames the chip does not read out
+    (nor charged readout noise)."""
     s = upload(m, s, frame, facts)
     s = cnn(m, s, planes[0], facts)
     rows, cols = CENTRAL
     s = m.on_blocks(s, rows, cols, lambda vm, v: rnn_step(vm, v, planes[1], reset, facts))
-    s, out = m.readout(s, GATES)
+    s, out = m.readout_on(s, GATES, read)
     return s, out[..., 2, 2, :, :]
 
 
@@ -185,7 +187,8 @@ def _run_jit(w: ChipWeights, frames: Array, rng, bank, noise: NoiseModel, facts:
 
     def body(st, inp):
         i, frame = inp
-        return frame_step(m, planes, st, frame, i % facts.cycle == 0, facts)
+        c = facts.cycle
+        return frame_step(m, planes, st, frame, i % c == 0, i % c == c - 1, facts)
 
     _, outs = jax.lax.scan(body, m.init(), (jnp.arange(t), xs))
     return jnp.moveaxis(outs[facts.cycle - 1::facts.cycle], 0, 1)

@@ -205,14 +205,14 @@ def gate_preactivation(vm: Machine, v: State, planes: Array, reset: Array,
 
 
 def cell_step(machine: Machine, s: State, planes: Array, theta: Array, reset: Array,
-              opts: ProgramOptions) -> tuple[State, Array]:
+              opts: ProgramOptions) -> State:
     """One PixelRNN step, run with only the four central blocks selected (`layout`).
 
-    planes: (25, 2, 2, s, s) gate weight planes of the central blocks. Returns the state and
-    o_t as read out (units, `Machine.readout`).
+    planes: (25, 2, 2, s, s) gate weight planes of the central blocks. o_t is left in the
+    output block (`layout.OUTPUT_BLOCK`) of C.
     """
     rows, cols = layout.CENTRAL
-    hx, fy, (oy, ox) = layout.GATE_COLS[1], layout.FORGET_BLOCK[0], layout.OUTPUT_BLOCK
+    hx, fy = layout.GATE_COLS[1], layout.FORGET_BLOCK[0]
 
     def gates(vm: Machine, v: State) -> State:
         v = gate_preactivation(vm, v, planes, reset, opts)
@@ -229,14 +229,13 @@ def cell_step(machine: Machine, s: State, planes: Array, theta: Array, reset: Ar
         v = vm.d_and(v, TMP, TMP, MASK)
         return vm.load(v, HIDDEN, -opts.hidden_units, where=TMP)
 
-    s = machine.on_blocks(s, rows, cols, gates)
-    s, o = machine.readout(s, GATES)
-    return s, o[..., rows, cols, :, :][..., oy, ox, :, :]
+    return machine.on_blocks(s, rows, cols, gates)
 
 
 def frame_step(machine: Machine, w: LoadedPlanes, s: State, frame: Array, reset: Array,
-               opts: ProgramOptions) -> tuple[State, Array]:
-    """The whole program for one frame (b s s) of every video; returns o_t in model units.
+               read: Array, opts: ProgramOptions) -> tuple[State, Array]:
+    """The whole program for one frame (b s s) of every video; returns o_t in model units
+    (zeros unless `read`).
 
     `w`: the weight planes as the program loads them (`load_planes`).
     """
@@ -244,9 +243,11 @@ def frame_step(machine: Machine, w: LoadedPlanes, s: State, frame: Array, reset:
     s = machine.threshold(s, X, ACC, 0.0)
     for planes, threshold in zip(w.cnn, w.cnn_threshold):
         s = cnn_layer(machine, s, planes, threshold, opts.increment)
-    s, o = cell_step(machine, s, w.cell, w.theta, reset, opts)
-    s = machine.tick(s)
-    return s, o / jnp.float32(opts.increment)   # read-out units -> model units
+    s = cell_step(machine, s, w.cell, w.theta, reset, opts)
+    s, o = machine.readout_on(s, GATES, read)
+    (rows, cols), (oy, ox) = layout.CENTRAL, layout.OUTPUT_BLOCK
+    o = o[..., rows, cols, :, :][..., oy, ox, :, :]
+    return machine.tick(s), o / jnp.float32(opts.increment)   # read-out units -> model units
 
 
 class LoadedPlanes(NamedTuple):
@@ -290,7 +291,7 @@ def _simulate_jit(w: WeightPlanes, video: Array, rng, bank, k: int, input_pool: 
 
     def body(st, inp):
         i, frame = inp
-        st, o = frame_step(machine, loaded, st, frame, i % k == 0, opts)
+        st, o = frame_step(machine, loaded, st, frame, i % k == 0, i % k == k - 1, opts)
         return st, o
 
     _, outs = jax.lax.scan(body, state, (jnp.arange(t), jnp.moveaxis(x, 1, 0)))

@@ -380,6 +380,12 @@ class Machine:
             u = jnp.clip(jnp.round(u), -127.0, 128.0)
         return state, u
 
+    def readout_on(self, state: State, src: str, read: Array) -> tuple[State, Array]:
+        """`readout` where the traced bool `read` holds (a cycle's last frame), else zeros
+        and no readout noise drawn: the frames a program does not read out cost nothing."""
+        zeros = lambda st: (st, jnp.zeros(self.shape, jnp.float32))  # noqa: E731
+        return jax.lax.cond(read, lambda st: self.readout(st, src), zeros, state)
+
     # ---------------------------------------------------------------------------- comparators
 
     def compare(self, state: State, dst: str, a: str, b: str) -> State:
