@@ -185,7 +185,7 @@ def test_train_command_with_sensor_chip(tmp_path, request, tmp_path_factory):
     after its first --ideal_epochs through the ideal program (a run of its own)."""
     out = subprocess.run([sys.executable, "experiments/train.py", "--flagfile=gesture.flags",
                           "--sensor=chip", "--num_epochs=2", "--ideal_epochs=1",
-                          "--max_videos=8",
+                          "--sensor_lr_scale=0.25", "--max_videos=8",
                           "--batch_size=4", f"--data_dir={tmp_path}/tfds",
                           f"--workdir={tmp_path}/run"], cwd=REPO,
                          env=subprocess_env(request, tmp_path_factory),
@@ -199,6 +199,11 @@ def test_train_command_with_sensor_chip(tmp_path, request, tmp_path_factory):
     assert results["ideal_warmup"]["epochs"] == 1 and results["epochs"] == 1
     assert results["config"]["num_epochs"] == 2 and results["config"]["ideal_epochs"] == 1
     assert results["train_seconds_with_warmup"] > results["train_seconds"]
+    # the chip epochs start at the rate the warm-up ended on times --sensor_lr_scale
+    last = lambda p: json.loads(p.read_text().splitlines()[-1])  # noqa: E731
+    warm_lr = last(tmp_path / "run" / "ideal_warmup" / "metrics.jsonl")["learning_rate"]
+    chip_lr = last(tmp_path / "run" / "metrics.jsonl")["learning_rate"]
+    assert chip_lr == pytest.approx(0.25 * warm_lr)
 
 
 def test_decoder_refit_to_chip_readouts_keeps_the_encoder(variables):

@@ -41,7 +41,10 @@ class TrainConfig:
       init_from: Workdir of a finished run of the same model: start from its best parameters.
       ideal_epochs: The first this many of the num_epochs train through the paper's ideal
         program whatever --sensor (a run of its own in W/ideal_warmup); the rest train
-        through --sensor from its best parameters, at the learning rate it ended on.
+        through --sensor from its best parameters, at the learning rate it ended on times
+        sensor_lr_scale.
+      sensor_lr_scale: The learning rate of the epochs after ideal_epochs, as a fraction of
+        the rate the warm-up ended on (fine-tuning through the sensor's errors).
     """
 
     model: ModelConfig = ModelConfig()
@@ -64,6 +67,7 @@ class TrainConfig:
     max_videos: int = 0
     init_from: str | None = None
     ideal_epochs: int = 0
+    sensor_lr_scale: float = 1.0
 
     def __post_init__(self):
         checks = (("dataset", self.dataset in VIDEO_DATASETS, f"one of {VIDEO_DATASETS}"),
@@ -81,7 +85,8 @@ class TrainConfig:
                   ("min_learning_rate", self.min_learning_rate >= 0, ">= 0"),
                   ("checkpoint_keep", self.checkpoint_keep >= 1, ">= 1"),
                   ("max_videos", self.max_videos >= 0, ">= 0 (0: all)"),
-                  ("ideal_epochs", self.ideal_epochs >= 0, ">= 0"))
+                  ("ideal_epochs", self.ideal_epochs >= 0, ">= 0"),
+                  ("sensor_lr_scale", 0 < self.sensor_lr_scale < math.inf, "> 0 and finite"))
         for name, ok, valid in checks:
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: it must be "

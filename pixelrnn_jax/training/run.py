@@ -49,8 +49,10 @@ __all__ = ["train_and_evaluate", "prepare_dataset", "global_batch_size", "limit_
 
 log = logging.getLogger("pixelrnn_jax")
 
-# fields a rerun may change and still resume the same run
-RESUMABLE_CHANGES = ("num_epochs", "data_dir", "checkpoint_keep", "export_weights")
+# fields a rerun may change and still resume the same run (sensor_lr_scale acts only through
+# the learning rate of the epochs after a warm-up, which their run's identity holds)
+RESUMABLE_CHANGES = ("num_epochs", "data_dir", "checkpoint_keep", "export_weights",
+                     "sensor_lr_scale")
 # what a run started from another may change: training noise, the surrogate's steepness and
 # the program the encoder runs (a model of the paper's program fine-tuned on the chip's)
 FINE_TUNE_CHANGES = NOISE_SITES + ("m", "sensor", "sensor_calibration")
@@ -222,7 +224,8 @@ def train_and_evaluate(config: TrainConfig, workdir, *, dataset=None, devices=No
 def _after_ideal_warmup(config: TrainConfig, wd: Path, dataset, devices):
     """Trains the first `ideal_epochs` through the ideal program (W/ideal_warmup, resumable
     like any run) and returns (the config of the rest: from the warm-up's best parameters,
-    at its last learning rate, num_epochs - ideal_epochs epochs; a summary of the warm-up).
+    at its last learning rate times sensor_lr_scale, num_epochs - ideal_epochs epochs; a
+    summary of the warm-up).
     The decisions of the chip's program are those of the paper's, displaced: a model that
     has learned the task through the ideal program is a start from which training through
     the chip's errors converges in far fewer of its (5 times slower) epochs."""
@@ -230,11 +233,12 @@ def _after_ideal_warmup(config: TrainConfig, wd: Path, dataset, devices):
     # the ideal program reads no calibration: warm-ups of every calibration are one run
     ideal = config.replace(model=config.model.replace(
         sensor="ideal", sensor_calibration=ModelConfig().sensor_calibration),
-        num_epochs=first, ideal_epochs=0)
+        num_epochs=first, ideal_epochs=0, sensor_lr_scale=TrainConfig().sensor_lr_scale)
     done = train_and_evaluate(ideal, wd / "ideal_warmup", dataset=dataset, devices=devices)
     records = rundir.read_metrics(wd / "ideal_warmup" / "metrics.jsonl")
     lr = float(records[-1]["learning_rate"]) if records else config.learning_rate
-    rest = config.replace(init_from=str(wd / "ideal_warmup"), learning_rate=lr,
+    rest = config.replace(init_from=str(wd / "ideal_warmup"),
+                          learning_rate=lr * config.sensor_lr_scale,
                           num_epochs=config.num_epochs - first, ideal_epochs=0)
     summary = {"workdir": str(wd / "ideal_warmup"), "epochs": first,
                "val_accuracy": done["val_accuracy"], "test_accuracy": done["test_accuracy"],
