@@ -83,3 +83,19 @@ def test_reproduce_at_the_test_scale_then_resume(tmp_path):
 
 def test_readme_lists_the_deviations():
     assert deviations.markdown() in (REPO / "README.md").read_text()
+
+
+def test_eta_weighs_each_job_by_its_kind():
+    job = lambda kind: reproduce.Job("table3", kind, None, None, kind=kind)  # noqa: E731
+    seconds = {"train": [20.0, 40.0], "simulate chip": [240.0]}
+    left = [job("train"), job("simulate chip"), job("simulate ideal")]
+    # 30 for the training, 240 for the simulation of its kind, the mean of all (100) for a
+    # kind not seen yet
+    assert reproduce.eta_seconds(left, seconds) == pytest.approx(30 + 240 + 100)
+    assert reproduce.eta_seconds(left, {}) == 0.0
+    simulations = [j for j in reproduce.plan(reproduce.SCALES["smoke"], "W", {
+        "gesture": ("synthetic_motion", None), "lips": ("synthetic_lips", None)})
+        if j.kind.startswith("simulate")]
+    assert [j.name for j in simulations] == [
+        "noise-free on the ideal program", "authors-noise on the ideal program",
+        "noise-free on the chip program", "authors-noise on the chip program"]

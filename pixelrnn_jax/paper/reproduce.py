@@ -23,7 +23,7 @@ from pixelrnn_jax.training import TrainConfig, train_and_evaluate
 from pixelrnn_jax.training.rundir import format_seconds, write_json
 
 __all__ = ["Scale", "SCALES", "TASKS", "RECIPES", "SECTIONS", "Job", "plan", "run", "claims",
-           "report"]
+           "eta_seconds", "report"]
 
 log = logging.getLogger("pixelrnn_jax")
 
@@ -82,6 +82,17 @@ class Job:
     name: str
     run_dir: Path
     fn: object   # () -> result dict, written to run_dir / "result.json"
+    kind: str = "train"   # jobs of one kind take alike long (the ETA's unit)
+
+
+def eta_seconds(left: list[Job], seconds: dict[str, list[float]]) -> float:
+    """The time the `left` jobs will take: each at the mean duration of the finished jobs of
+    its kind (`seconds`: kind -> durations), a kind with none at the mean of all."""
+    every = [t for ts in seconds.values() for t in ts]
+    if not every:
+        return 0.0
+    mean = lambda ts: sum(ts) / len(ts)  # noqa: E731
+    return sum(mean(seconds.get(j.kind) or every) for j in left)
 
 
 # the paper's protocol (S2.1): the plain linear decoder, clips scored from the first frame
@@ -157,7 +168,7 @@ def plan(scale: Scale, workdir, datasets: dict, protocol: dict = PAPER_PROTOCOL
             run_dir = wd / "table3" / f"{label}_on_{program}"
             jobs.append(Job("table3", f"{label} on the {program} program", run_dir,
                             lambda r=wd / "table3" / label, p=program: table3.evaluate_run(
-                                r, 32, 1e-3, 0, p)))
+                                r, 32, 1e-3, 0, p), kind=f"simulate {program}"))
     return jobs
 
 
@@ -179,7 +190,11 @@ def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS,
                                   "datasets": datasets, "jobs": [
                                       {"section": j.section, "name": j.name,
                                        "run_dir": str(j.run_dir)} for j in jobs]})
-    spent, done_now = 0.0, 0
+    seconds: dict[str, list[float]] = {}
+    for job in jobs:   # the durations of jobs finished before a resume count too
+        marker = job.run_dir / "result.json"
+        if marker.exists():
+            seconds.setdefault(job.kind, []).append(json.loads(marker.read_text())["seconds"])
     for i, job in enumerate(jobs, 1):
         marker = job.run_dir / "result.json"
         if marker.exists():
@@ -187,14 +202,13 @@ def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS,
         t0 = time.perf_counter()
         job.run_dir.mkdir(parents=True, exist_ok=True)
         result = job.fn()
-        write_json(marker, {"section": job.section, "name": job.name,
-                            "seconds": time.perf_counter() - t0, "result": result})
-        spent += time.perf_counter() - t0
-        done_now += 1
-        left = sum(not (j.run_dir / "result.json").exists() for j in jobs)
+        took = time.perf_counter() - t0
+        write_json(marker, {"section": job.section, "name": job.name, "seconds": took,
+                            "result": result})
+        seconds.setdefault(job.kind, []).append(took)
+        left = [j for j in jobs[i:] if not (j.run_dir / "result.json").exists()]
         log.info("reproduce [%d/%d] %s: %s done in %s; ETA %s", i, len(jobs), job.section,
-                 job.name, format_seconds(time.perf_counter() - t0),
-                 format_seconds(left * spent / done_now))
+                 job.name, format_seconds(took), format_seconds(eta_seconds(left, seconds)))
     return report(wd, jobs, scale)
 
 
