@@ -49,6 +49,7 @@ def test_exported_weights_run_on_the_chip_program_unchanged(variables, tmp_path)
                                atol=1e-4)
 
 
+@pytest.mark.slow   # minutes on a 2-core CPU: the default suite must stay inside CI's 20
 def test_calibrated_noise_matches_the_chip_program_in_distribution(variables):
     video = _video(4, seed=5)
     ours = np.asarray(pr.encode(variables, video, CHIP, rng=jax.random.key(3)))
@@ -101,6 +102,7 @@ def _reference_pooled_cnn(frames, kw, const):
     return jnp.stack(out, 1)                   # (n 4 16 4 16)
 
 
+@pytest.mark.slow   # minutes on a 2-core CPU: the default suite must stay inside CI's 20
 def test_pooled_cnn_and_its_gradient_against_the_plain_form():
     from pixelrnn_jax.sensor.scamp5 import chip_forward
     rng = np.random.default_rng(11)
@@ -180,6 +182,7 @@ def test_packed_and_intermediates_are_refused(variables):
         pr.encode(variables, _video(1), CHIP, intermediates=True)
 
 
+@pytest.mark.slow   # minutes on a 2-core CPU: the default suite must stay inside CI's 20
 def test_train_command_with_sensor_chip(tmp_path, request, tmp_path_factory):
     """`experiments/train.py --sensor=chip` trains through the chip program and says so,
     after its first --ideal_epochs through the ideal program (a run of its own)."""
