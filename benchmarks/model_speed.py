@@ -6,9 +6,11 @@ precision, e.g. `1cnn_lstm@1bit`, `2cnn_pixelrnn@32bit`, `event_camera@1bit`), o
     python benchmarks/model_speed.py --models=1cnn_pixelrnn@1bit,1cnn_lstm@1bit --json
 
 Every model sees the same batch (32 videos of 16 frames of 64x64; RAW its own 256x256
-frames) and the same jitted step as training (`training.steps.train_step`). A figure is the
-median of `repeats` timed calls after one warm-up call (compile), measured in one process one
-model after another, so the ratios between models compare like with like.
+frames) and the same jitted step as training (`training.steps.train_step`). Every model is
+compiled and run once first; then `rounds` rounds each time `repeats` calls of every model in
+turn, and a figure is the median of a model's calls over all rounds: on a shared machine whose
+speed drifts by 20-50 % within minutes, every model sees the same drift, so the ratios
+between models compare like with like.
 """
 from __future__ import annotations
 
@@ -34,14 +36,13 @@ def row_configs() -> dict:
             for key, _, cfg in table_s4.table_rows() for prec in table_s4.row_precisions(cfg)}
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())
+def _seconds(fn, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return times
 
 
 def _batch(cfg, batch: int, frames: int):
@@ -51,10 +52,9 @@ def _batch(cfg, batch: int, frames: int):
     return {"video": video, "label": jnp.asarray(np.arange(batch) % cfg.num_classes, jnp.int32)}
 
 
-def measure_model(cfg, batch: int = 32, frames: int = 16, repeats: int = 3,
-                  members: int | None = None) -> dict:
-    """{"train_step_ms", "encode_ms"} of one model; with `members`, the step of that many
-    sweep members vmapped together (the sweep's step), train only."""
+def _timed_calls(cfg, batch: int, frames: int, members: int | None = None) -> dict:
+    """{"train_step_ms": fn, "encode_ms": fn} of one model, each compiled and run once; with
+    `members`, the step of that many sweep members vmapped together (the sweep's step)."""
     b = _batch(cfg, batch, frames)
     params = pr.init(jax.random.key(0), cfg, frames)["params"]
     tx = make_optimizer(1e-3)
@@ -66,29 +66,54 @@ def measure_model(cfg, batch: int = 32, frames: int = 16, repeats: int = 3,
         step = jax.vmap(step, in_axes=(0, 0, None, 0))
         key = jax.random.split(key, members)
     train = jax.jit(step)
-    out = {"train_step_ms": round(1e3 * _median_seconds(
-        lambda: train(params, opt_state, b, key), repeats), 2)}
+    calls = {"train_step_ms": lambda: train(params, opt_state, b, key)}
     if members is None:
         variables = {"params": params}
-        out["encode_ms"] = round(1e3 * _median_seconds(
-            lambda: pr.encode(variables, b["video"], cfg), repeats), 2)
-    return out
+        calls["encode_ms"] = lambda: pr.encode(variables, b["video"], cfg)
+    for fn in calls.values():
+        jax.block_until_ready(fn())
+    return calls
 
 
-def measure_models(names, batch: int = 32, frames: int = 16, repeats: int = 3) -> dict:
+def _interleaved(calls: dict, repeats: int, rounds: int) -> dict:
+    """{name: {figure: median ms}} of `calls` ({name: {figure: fn}}) timed in `rounds` rounds
+    that each take `repeats` calls of every function in turn: every model sees the same
+    load of a shared machine, so the ratios between them hold where single figures drift."""
+    times = {name: {fig: [] for fig in figs} for name, figs in calls.items()}
+    for _ in range(rounds):
+        for name, figs in calls.items():
+            for fig, fn in figs.items():
+                times[name][fig] += _seconds(fn, repeats)
+    return {name: {fig: round(1e3 * float(np.median(t)), 2) for fig, t in figs.items()}
+            for name, figs in times.items()}
+
+
+def measure_model(cfg, batch: int = 32, frames: int = 16, repeats: int = 3,
+                  members: int | None = None) -> dict:
+    """{"train_step_ms", "encode_ms"} of one model (medians of `repeats` timed calls after
+    one warm-up call); with `members`, the vmapped step of that many members, train only."""
+    return _interleaved({"m": _timed_calls(cfg, batch, frames, members)}, repeats, 1)["m"]
+
+
+def measure_models(names, batch: int = 32, frames: int = 16, repeats: int = 3,
+                   rounds: int = 3) -> dict:
+    """Every model of `names`, compiled first, then timed in interleaved rounds."""
     configs = row_configs()
     unknown = sorted(set(names) - set(configs))
     if unknown:
         raise SystemExit(f"error: unknown models {unknown}; choose from {sorted(configs)}")
-    return {n: measure_model(configs[n], batch, frames, repeats) for n in names}
+    return _interleaved({n: _timed_calls(configs[n], batch, frames) for n in names},
+                        repeats, rounds)
 
 
 def vmap_scaling(name: str = "1cnn_lstm@1bit", members: int = 2, batch: int = 32,
-                 frames: int = 16, repeats: int = 3) -> dict:
-    """The train step of `members` members together against `members` x one member."""
+                 frames: int = 16, repeats: int = 3, rounds: int = 3) -> dict:
+    """The train step of `members` members together against `members` x one member, timed
+    in interleaved rounds."""
     cfg = row_configs()[name]
-    one = measure_model(cfg, batch, frames, repeats)["train_step_ms"]
-    together = measure_model(cfg, batch, frames, repeats, members)["train_step_ms"]
+    ms = _interleaved({"one": _timed_calls(cfg, batch, frames),
+                       "together": _timed_calls(cfg, batch, frames, members)}, repeats, rounds)
+    one, together = ms["one"]["train_step_ms"], ms["together"]["train_step_ms"]
     return {"model": name, "members": members, "one_member_ms": one,
             "together_ms": together, "together_over_members_x_one": round(
                 together / (members * one), 3)}
@@ -98,11 +123,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="all", help="comma-separated names or 'all'")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per model per round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds over the models")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     names = list(row_configs()) if args.models == "all" else args.models.split(",")
-    out = {"models": measure_models(names, args.batch, 16, args.repeats)}
+    out = {"models": measure_models(names, args.batch, 16, args.repeats, args.rounds)}
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))
 
 
