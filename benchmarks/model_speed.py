@@ -27,7 +27,7 @@ import pixelrnn_jax as pr
 from pixelrnn_jax.paper import table_s4
 from pixelrnn_jax.training.steps import classification_loss, make_optimizer, train_step
 
-__all__ = ["row_configs", "measure_model", "measure_models", "vmap_scaling"]
+__all__ = ["row_configs", "interleaved_seconds", "measure_models", "vmap_scaling"]
 
 
 def row_configs() -> dict:
@@ -75,24 +75,24 @@ def _timed_calls(cfg, batch: int, frames: int, members: int | None = None) -> di
     return calls
 
 
-def _interleaved(calls: dict, repeats: int, rounds: int) -> dict:
-    """{name: {figure: median ms}} of `calls` ({name: {figure: fn}}) timed in `rounds` rounds
-    that each take `repeats` calls of every function in turn: every model sees the same
-    load of a shared machine, so the ratios between them hold where single figures drift."""
+def interleaved_seconds(calls: dict, repeats: int, rounds: int) -> dict:
+    """{name: {figure: median seconds}} of `calls` ({name: {figure: fn}}, each compiled)
+    timed in `rounds` rounds that each take `repeats` calls of every function in turn:
+    every function sees the same load of a shared machine, so the ratios between them hold
+    where single figures drift."""
     times = {name: {fig: [] for fig in figs} for name, figs in calls.items()}
     for _ in range(rounds):
         for name, figs in calls.items():
             for fig, fn in figs.items():
                 times[name][fig] += _seconds(fn, repeats)
-    return {name: {fig: round(1e3 * float(np.median(t)), 2) for fig, t in figs.items()}
+    return {name: {fig: float(np.median(t)) for fig, t in figs.items()}
             for name, figs in times.items()}
 
 
-def measure_model(cfg, batch: int = 32, frames: int = 16, repeats: int = 3,
-                  members: int | None = None) -> dict:
-    """{"train_step_ms", "encode_ms"} of one model (medians of `repeats` timed calls after
-    one warm-up call); with `members`, the vmapped step of that many members, train only."""
-    return _interleaved({"m": _timed_calls(cfg, batch, frames, members)}, repeats, 1)["m"]
+def _interleaved(calls: dict, repeats: int, rounds: int) -> dict:
+    """`interleaved_seconds` in milliseconds, rounded."""
+    return {name: {fig: round(1e3 * t, 2) for fig, t in figs.items()}
+            for name, figs in interleaved_seconds(calls, repeats, rounds).items()}
 
 
 def measure_models(names, batch: int = 32, frames: int = 16, repeats: int = 3,

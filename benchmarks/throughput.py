@@ -71,6 +71,7 @@ def measure(batch: int, frames: int, repeats: int) -> tuple[dict, dict]:
     import jax
     import jax.numpy as jnp
     import numpy as np
+    from model_speed import interleaved_seconds
 
     import pixelrnn_jax as pr
     from pixelrnn_jax import scamp5
@@ -104,11 +105,8 @@ def measure(batch: int, frames: int, repeats: int) -> tuple[dict, dict]:
         encode_compile[name] = time.perf_counter() - t0
         jax.block_until_ready(fn())
     # the two paths alternate, call by call: their ratio holds while the machine's speed drifts
-    calls = {name: [] for name in encoders}
-    for _ in range(max(repeats, 5)):
-        for name, fn in encoders.items():
-            calls[name].append(_median_time(fn, 1))
-    encode_s = {name: float(np.median(t)) for name, t in calls.items()}
+    encode_s = {name: t["encode"] for name, t in interleaved_seconds(
+        {name: {"encode": fn} for name, fn in encoders.items()}, 1, max(repeats, 5)).items()}
     bit_ops = packed_encoder.bit_ops_per_frame(params, video.shape, cfg)
     packed_fps = batch * frames / encode_s["packed"]
     peak = integer_peak_bit_ops_per_s()
@@ -140,15 +138,14 @@ def measure(batch: int, frames: int, repeats: int) -> tuple[dict, dict]:
         chip_state = tx.init(chip_params)
         jax.block_until_ready(chip_step(chip_params, chip_state, batch_d, key))
         # the two steps alternate, call by call, for a ratio that holds while speed drifts
-        chip_t, ideal_t = [], []
-        for _ in range(max(repeats, 5)):
-            chip_t.append(_median_time(lambda: chip_step(chip_params, chip_state, batch_d,
-                                                         key), 1))
-            ideal_t.append(_median_time(lambda: step(params, opt_state, batch_d, key), 1))
-        chip_s = float(np.median(chip_t))
+        t = interleaved_seconds(
+            {"chip": {"step": lambda: chip_step(chip_params, chip_state, batch_d, key)},
+             "ideal": {"step": lambda: step(params, opt_state, batch_d, key)}},
+            1, max(repeats, 5))
+        chip_s, ideal_s = t["chip"]["step"], t["ideal"]["step"]
         out["train_step_chip_ms"] = round(chip_s * 1e3, 2)
-        out["train_step_ideal_beside_chip_ms"] = round(float(np.median(ideal_t)) * 1e3, 2)
-        out["chip_train_step_vs_ideal"] = round(chip_s / float(np.median(ideal_t)), 2)
+        out["train_step_ideal_beside_chip_ms"] = round(ideal_s * 1e3, 2)
+        out["chip_train_step_vs_ideal"] = round(chip_s / ideal_s, 2)
     noise = scamp5.NoiseModel()
     sim = lambda: scamp5.simulate(variables, video, cfg, noise=noise,  # noqa: E731
                                   rng=jax.random.key(2))
@@ -218,15 +215,10 @@ def rss_probe(part: str, batch: int, frames: int) -> None:
         raise SystemExit(f"unknown part {part!r}")
 
 
-def _beside(out: dict, m: dict, batch, frames, repeats, jax_calls) -> dict:
+def _beside(m: dict, repeats, jax_calls) -> dict:
     """One run of a PyTorch form with the JAX figures timed right after it, and the ratios."""
-    if jax_calls is not None:
-        jax_train = _median_time(jax_calls["train"], repeats) * 1e3
-        jax_encode = _median_time(jax_calls["encode"], repeats) * 1e3
-    else:
-        jax_train = out["train_step_ms"]
-        jax_encode = 1e3 * batch * frames / max(out["encode_frames_per_s"],
-                                                out.get("encode_packed_frames_per_s") or 0.0)
+    jax_train = _median_time(jax_calls["train"], repeats) * 1e3
+    jax_encode = _median_time(jax_calls["encode"], repeats) * 1e3
     return dict(m, jax_train_step_ms_beside=round(jax_train, 2),
                 jax_encode_ms_beside=round(jax_encode, 2),
                 train_speedup=round(m["train_step_ms"] / jax_train, 2),
@@ -234,7 +226,7 @@ def _beside(out: dict, m: dict, batch, frames, repeats, jax_calls) -> dict:
 
 
 def compare_torch(out: dict, reference: Path, batch, frames, threads, repeats,
-                  jax_calls: dict | None = None, rounds: int = 1) -> dict:
+                  jax_calls: dict, rounds: int = 1) -> dict:
     """Every PyTorch form, `rounds` times, each run followed at once by the JAX train step
     and fastest encode timed again (`jax_calls`): on a shared machine whose speed drifts by
     tens of percent within minutes, each form is compared with the JAX figures measured
@@ -246,7 +238,7 @@ def compare_torch(out: dict, reference: Path, batch, frames, threads, repeats,
         for mode in TORCH_MODES:
             m = run_torch(reference, mode, batch, frames, threads, repeats)
             runs[mode].append(m if "error" in m else
-                              _beside(out, m, batch, frames, repeats, jax_calls))
+                              _beside(m, repeats, jax_calls))
     modes = []
     for mode, tries in runs.items():
         ok = [m for m in tries if "error" not in m]

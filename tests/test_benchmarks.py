@@ -55,7 +55,7 @@ def test_no_torch_form_that_runs_is_one_line(tmp_path):
     peer.write_text("import sys; sys.exit('ImportError: No module named torch')")
     out = {"train_step_ms": 1.0, "train_videos_per_s": 1.0, "encode_frames_per_s": 1.0}
     with pytest.raises(SystemExit, match="no form of the PyTorch peer ran"):
-        throughput.compare_torch(out, peer, 32, 16, 2, 1)
+        throughput.compare_torch(out, peer, 32, 16, 2, 1, {"train": None, "encode": None})
 
 
 def test_models_are_timed_in_interleaved_rounds(monkeypatch):
