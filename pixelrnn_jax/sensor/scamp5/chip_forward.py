@@ -28,8 +28,8 @@ the sign-dependent losses of the taps enter as their mean over sign and saturati
 finished sums, not every partial sum (the cell's taps run one by one, exactly); the
 pooling's transfers, the re-binarisation of x and h (their levels lie >= 8 units from the
 threshold) and the chip's per-pixel pattern planes of the registers carry no error here.
-The CNN's temporal noise is drawn by a counter hash (`noise.hashed_normals`: exact mean and
-std, tails cut at 3.45 std) and its pooled maxima are truncated toward zero by < 16 ulp
+Every temporal noise draw is a counter hash (`noise.hashed_normals`: exact mean and std,
+tails cut at 3.45 std), and the CNN's pooled maxima are truncated toward zero by < 16 ulp
 (the arg-max rides in the low mantissa bits).
 
 Gradients: the CNN's reach the kernel taps of each window's arg-max (as `ops.pooled_conv`);
@@ -43,10 +43,12 @@ of this pass 9.5 s when the CNN was 25 whole-image multiply-adds and the cell's 
 differentiated step by step; 1.5 s with the pooled CNN, the cell's linear-model backward and
 the scan step rematerialized; the train step 2.4-2.9x the ideal one (benchmarks/NOTES.md) with
 the taps' chain as a loop under its own VJP (no rematerialization) and the input block's
-columns that never see h run for all frames outside the scan.
+columns that never see h run for all frames outside the scan; 1.8-1.9x with the taps' kernel
+gradient as block matrix products (`_tap_products`) and the gate's and readout's draws hashed.
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache, partial
 
 import jax
@@ -59,7 +61,7 @@ from pixelrnn_jax.core.quantizers import sign
 from pixelrnn_jax.core.sensors import register_sensor
 from pixelrnn_jax.sensor.scamp5.chip_facts import ARRAY, SIDE, TAP_ORDER, ChipFacts, grid_lines
 from pixelrnn_jax.sensor.scamp5.chip_program import Errors, model_noise
-from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, hashed_normals, systematic
+from pixelrnn_jax.sensor.scamp5.noise import NoiseModel, hashed_normals, mix32, systematic
 from pixelrnn_jax.sensor.scamp5.patterns import readout_offset_plane
 from pixelrnn_jax.sensor.scamp5.requirements import check_fits
 
@@ -246,6 +248,35 @@ def _strip_linear(padded: Array, kcols: Array) -> Array:
     return acc
 
 
+def _tap_products(p: Array, g: Array) -> Array:
+    """sum_{n,Y} g[n, Y, X] p[n, Y + i, X + j] for each tap (i, j) of `TAP_ORDER` and output
+    column X: p (n 68 W+4), g (n 64 W) -> (25 W), as matrix products.
+
+    The columns in blocks of `_BLOCK`: for every row shift i, block b of g against blocks b
+    and b + 1 of p's rows (contracting the n x 64 rows) gives every product of a column X
+    of block b with the columns X .. X + 15 of p, among them the 5 bands j = 0 .. 4 that
+    are kept. 2.2 times the multiply-adds of the 25 products, at matrix speed: a chunk of 32
+    frames 1.4 -> 0.9 ms, 480 frames of 60 columns 13 -> 8 ms (benchmarks/NOTES.md), where
+    XLA's reductions over the leading axes ran column by column."""
+    n, _, width = g.shape
+    blocks = -(-width // _BLOCK)
+    wide = blocks * _BLOCK
+    g = jnp.pad(g, ((0, 0), (0, 0), (0, wide - width))).reshape(n * SIDE, blocks, _BLOCK)
+    p = jnp.pad(p, ((0, 0), (0, 0), (0, wide + _BLOCK - p.shape[2])))
+    dims = (((0,), (0,)), ((1,), (1,)))
+    rows = []
+    for i in range(5):
+        shifted = p[:, i:i + SIDE].reshape(n * SIDE, blocks + 1, _BLOCK)
+        c = jnp.concatenate([jax.lax.dot_general(g, shifted[:, :blocks], dims),
+                             jax.lax.dot_general(g, shifted[:, 1:], dims)], 2)
+        bands = jnp.stack([jnp.diagonal(c, offset=j, axis1=1, axis2=2) for j in range(5)])
+        rows.append(bands.reshape(5, wide)[:, :width])
+    return jnp.stack(rows).reshape(25, width)[_TAP_INDEX]
+
+
+_BLOCK = 16  # output columns per block of `_tap_products` (8: equal, 32: 1.4x slower)
+
+
 def _strip_linear_vjp(padded: Array, kcols: Array, g: Array) -> tuple[Array, Array]:
     """The VJP of `_strip_linear`, by hand, over chunks of frames (`ops.map_frames`): XLA's
     transposes of the 25 overlapping slices took 267 ms per call here; over all 480 frames of
@@ -254,15 +285,13 @@ def _strip_linear_vjp(padded: Array, kcols: Array, g: Array) -> tuple[Array, Arr
     kp = jnp.pad(kcols, ((0, 0), (4, 4)))
 
     def chunk(p, gc):
-        dk = jnp.stack([(gc * p[:, i:i + SIDE, j:j + width]).sum((0, 1))
-                        for i, j in TAP_ORDER])
         gp = jnp.pad(gc, ((0, 0), (4, 4), (4, 4)))
         dp = None
         for t, (i, j) in enumerate(TAP_ORDER):
             term = gp[:, 4 - i:4 - i + SIDE + 4, 4 - j:4 - j + width + 4] * kp[t, 4 - j:
                                                                                 4 - j + width + 4]
             dp = term if dp is None else dp + term
-        return dp, dk
+        return dp, _tap_products(p, gc)
 
     dp, dk = map_frames(chunk, padded, g)
     return unchunk(dp), dk.sum(0)
@@ -329,8 +358,17 @@ def _tap_columns(*kernels_widths) -> Array:
                             for kern, cols in kernels_widths], 1)
 
 
-def _normal(key, shape, std: float):
-    return std * jax.random.normal(key, shape, jnp.float32)
+def _seed(key: Array | None) -> Array | None:
+    return None if key is None else jax.random.bits(key, (2,), jnp.uint32)
+
+
+def _normal(seed: Array, shape: tuple[int, ...], std: float, draw: Array | int = 0) -> Array:
+    """std x `hashed_normals` of `shape`, draw `draw` of `seed`: a counter hash fused into
+    its consumer, where threefry's rolled loop copied its state at every round (about 25 ms
+    of a chip train step for the gate's draws, benchmarks/NOTES.md)."""
+    counter = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    salted = jnp.stack([mix32(seed[0] ^ jnp.uint32(draw)), seed[1]])
+    return jnp.float32(std) * hashed_normals(salted, counter)
 
 
 def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array | None, *,
@@ -353,7 +391,7 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     # CNN: every frame of the batch in the 16 blocks at once, pooled: the 4 x 4 cells of
     # each block as the 64 x 64 image of the blocks
     kw = cnn_kernels_by_block(cnn_w) * jnp.asarray(gains) * jnp.float32(inc)
-    seed = None if keys[0] is None else jax.random.bits(keys[0], (2,), jnp.uint32)
+    seed = _seed(keys[0])
     bounds = None if noise.saturation is None else tuple(float(v) for v in noise.saturation)
     cells = _pooled_cnn(x.reshape(t * b, h, w), kw, seed,
                         (float(const), float(reset), float(taps_std)), bounds)
@@ -408,19 +446,19 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
     scan_columns = _tap_columns((wf, 4), (uf, SIDE))
     above = -jnp.ones((n, 4, SIDE + 4), jnp.float32)
 
+    gate_seed = _seed(keys[1])
+
     def step(hs, inp):
-        x_t, early, key = inp
+        x_t, early, draw = inp
         acc = _taps_in_order(strip(above, x_t[..., SIDE - 4:], hs), scan_columns, noise,
                              reset, gains)
         e = gate(jnp.concatenate([early, acc[..., :4]], -1), acc[..., 4:], False)
-        if keys[1] is not None:
-            e = e + _normal(key, e.shape, gate_std)
+        if gate_seed is not None:
+            e = e + _normal(gate_seed, e.shape, gate_std, draw)
         return _strict((e - facts.rnn_threshold) / facts.increment, m) * hs, None
 
-    step_keys = (jax.random.split(keys[1], k - 1) if keys[1] is not None
-                 else jnp.zeros((k - 1,), jnp.float32))
     hs, _ = jax.lax.scan(step, jnp.ones((n, SIDE, SIDE), jnp.float32),
-                         (xr[:-1], acc_x_early, step_keys))
+                         (xr[:-1], acc_x_early, jnp.arange(k - 1, dtype=jnp.uint32)))
     # the readout's blocks see the forget gate's blocks above them: their last 4 rows
     x_t = xr[-1]
     top = jnp.concatenate([x_t, hs], -1)[:, SIDE - 4:]
@@ -428,7 +466,7 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
                          reset, gains)
     o = gate(acc[..., :SIDE], acc[..., SIDE:], True)
     if keys[2] is not None:
-        o = o + _normal(keys[2], o.shape, gate_std)
+        o = o + _normal(_seed(keys[2]), o.shape, gate_std)
     r = noise.readout
     if not r.ideal:
         o = jnp.float32(r.zero) + jnp.float32(r.gain) * o
@@ -437,9 +475,9 @@ def forward(x: Array, cnn_w: Array, cell: dict, config: ModelConfig, rng: Array 
             o = o + jnp.asarray(plane)[2 * SIDE:3 * SIDE, 2 * SIDE:3 * SIDE]
         if keys[3] is not None:
             if r.std > 0:
-                o = o + _normal(keys[3], o.shape, r.std)
+                o = o + _normal(_seed(keys[3]), o.shape, r.std)
             if r.column_std > 0:
-                o = o + _normal(keys[4], o.shape[:-2] + (1, SIDE), r.column_std)
+                o = o + _normal(_seed(keys[4]), o.shape[:-2] + (1, SIDE), r.column_std)
         if r.quantize:
             o = o + jax.lax.stop_gradient(jnp.round(o) - o)
             o = jnp.clip(o, -127.0, 128.0)
