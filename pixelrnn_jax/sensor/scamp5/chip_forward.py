@@ -43,8 +43,9 @@ of this pass 9.5 s when the CNN was 25 whole-image multiply-adds and the cell's 
 differentiated step by step; 1.5 s with the pooled CNN, the cell's linear-model backward and
 the scan step rematerialized; the train step 2.4-2.9x the ideal one (benchmarks/NOTES.md) with
 the taps' chain as a loop under its own VJP (no rematerialization) and the input block's
-columns that never see h run for all frames outside the scan; 1.8-1.9x with the taps' kernel
-gradient as block matrix products (`_tap_products`) and the gate's and readout's draws hashed.
+columns that never see h run for all frames outside the scan; 1.8-1.9x with the taps' 25
+kernel sums as block matrix products and the gate's and readout's draws hashed; then the
+sums as one variadic reduction (`ops.sums_over_leading`).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pixelrnn_jax.core import ModelConfig
+from pixelrnn_jax.core import ModelConfig, ops
 from pixelrnn_jax.core.ops import POOL, argmax_kernel_grad, map_frames, unchunk, window_values
 from pixelrnn_jax.core.quantizers import sign
 from pixelrnn_jax.core.sensors import register_sensor
@@ -126,9 +127,9 @@ def _extended_phases(frames: Array, top: bool, right: bool) -> Array:
     n = frames.shape[0]
     ext = jnp.pad(frames, ((0, 0), (4, 0), (0, 4)), mode="wrap")
     if top:
-        ext = ext.at[:, :4, :].set(-1.0)
+        ext = ext.at[:, :4, :].set(-1)
     if right:
-        ext = ext.at[:, :, SIDE:].set(-1.0)
+        ext = ext.at[:, :, SIDE:].set(-1)
     q = (SIDE + 4) // POOL
     return ext.reshape(n, q, POOL, q, POOL).transpose(0, 2, 4, 1, 3)
 
@@ -219,7 +220,9 @@ def _pooled_cnn_bwd(consts, bounds, res, g):
             for b in range(POOL):
                 live = live & ~((ac == POOL * a + b) & _grid_at(a, b))
         gc = jnp.where(live, gc, 0.0)
-        dws = [argmax_kernel_grad(_extended_phases(f.astype(jnp.float32), top, right),
+        # the patches in int16 (+-1 exactly; half the bytes of float32: the backward 83 -> 37
+        # ms for 512 frames, benchmarks/NOTES.md)
+        dws = [argmax_kernel_grad(_extended_phases(f.astype(jnp.int16), top, right),
                                   gc[:, rows, :, cols], ac[:, rows, :, cols], _CELLS, _CELLS)
                for top, right, rows, cols in _GROUPS]
         return jnp.concatenate([jnp.concatenate(dws[:2], 1), jnp.concatenate(dws[2:], 1)], 0)
@@ -248,35 +251,6 @@ def _strip_linear(padded: Array, kcols: Array) -> Array:
     return acc
 
 
-def _tap_products(p: Array, g: Array) -> Array:
-    """sum_{n,Y} g[n, Y, X] p[n, Y + i, X + j] for each tap (i, j) of `TAP_ORDER` and output
-    column X: p (n 68 W+4), g (n 64 W) -> (25 W), as matrix products.
-
-    The columns in blocks of `_BLOCK`: for every row shift i, block b of g against blocks b
-    and b + 1 of p's rows (contracting the n x 64 rows) gives every product of a column X
-    of block b with the columns X .. X + 15 of p, among them the 5 bands j = 0 .. 4 that
-    are kept. 2.2 times the multiply-adds of the 25 products, at matrix speed: a chunk of 32
-    frames 1.4 -> 0.9 ms, 480 frames of 60 columns 13 -> 8 ms (benchmarks/NOTES.md), where
-    XLA's reductions over the leading axes ran column by column."""
-    n, _, width = g.shape
-    blocks = -(-width // _BLOCK)
-    wide = blocks * _BLOCK
-    g = jnp.pad(g, ((0, 0), (0, 0), (0, wide - width))).reshape(n * SIDE, blocks, _BLOCK)
-    p = jnp.pad(p, ((0, 0), (0, 0), (0, wide + _BLOCK - p.shape[2])))
-    dims = (((0,), (0,)), ((1,), (1,)))
-    rows = []
-    for i in range(5):
-        shifted = p[:, i:i + SIDE].reshape(n * SIDE, blocks + 1, _BLOCK)
-        c = jnp.concatenate([jax.lax.dot_general(g, shifted[:, :blocks], dims),
-                             jax.lax.dot_general(g, shifted[:, 1:], dims)], 2)
-        bands = jnp.stack([jnp.diagonal(c, offset=j, axis1=1, axis2=2) for j in range(5)])
-        rows.append(bands.reshape(5, wide)[:, :width])
-    return jnp.stack(rows).reshape(25, width)[_TAP_INDEX]
-
-
-_BLOCK = 16  # output columns per block of `_tap_products` (8: equal, 32: 1.4x slower)
-
-
 def _strip_linear_vjp(padded: Array, kcols: Array, g: Array) -> tuple[Array, Array]:
     """The VJP of `_strip_linear`, by hand, over chunks of frames (`ops.map_frames`): XLA's
     transposes of the 25 overlapping slices took 267 ms per call here; over all 480 frames of
@@ -291,7 +265,10 @@ def _strip_linear_vjp(padded: Array, kcols: Array, g: Array) -> tuple[Array, Arr
             term = gp[:, 4 - i:4 - i + SIDE + 4, 4 - j:4 - j + width + 4] * kp[t, 4 - j:
                                                                                 4 - j + width + 4]
             dp = term if dp is None else dp + term
-        return dp, _tap_products(p, gc)
+        # the 25 kernel sums in one pass (`ops.sums_over_leading`): per scan step 1.4 -> 0.5
+        # ms, for the 480 frames of the h-free columns 13 -> 5.6 ms (benchmarks/NOTES.md)
+        return dp, ops.sums_over_leading(tuple(gc * p[:, i:i + SIDE, j:j + width]
+                                               for i, j in TAP_ORDER))
 
     dp, dk = map_frames(chunk, padded, g)
     return unchunk(dp), dk.sum(0)
