@@ -74,14 +74,17 @@ def sums_over_leading(terms: tuple[Array, ...]) -> Array:
 def _kernel_grad(x: Array, g: Array) -> Array:
     """d conv5x5 / d w: the 25 shifted inner products of x and g, (5 5).
 
-    In chunks of at most 32 planes under `lax.map` (the chunk stays in cache), each chunk's
+    In chunks of at most 16 planes under `lax.map` (the chunk stays in cache), each chunk's
     25 products as one variadic reduction over planes and rows (`sums_over_leading`), the
-    columns summed last.
+    columns summed last. At least two chunks, even for the 32 planes of a scan step: the
+    loop's boundary makes XLA write g once, where a single reduction fused g's producer (in
+    the gated cells, the other gate's 25-tap input gradient) into each of its 25 operands
+    (MGU's scan gradient 160 -> 138 ms, benchmarks/NOTES.md).
     """
     h, wd = x.shape[-2:]
     x2, g2 = x.reshape(-1, h, wd), g.reshape(-1, h, wd)
     m = x2.shape[0]
-    c = max(d for d in range(1, 33) if m % d == 0)
+    c = max(d for d in range(1, max(1, min(16, m // 2)) + 1) if m % d == 0)
     pad = ((0, 0), (PAD, PAD), (PAD, PAD))
 
     def chunk(args):
