@@ -63,19 +63,14 @@ def _chunk_size(m: int, most: int = 16) -> int:
 
 
 def _shift_add_chunked(x: Array, w: Array) -> Array:
-    """`_shift_add` over chunks of planes (`_chunk_size`). The forward pass under
-    differentiation only: in a gated cell's scan XLA otherwise fused the next gate's product
-    and the zero padding of its input into the convolution (MGU's scan gradient 135 -> 99 ms,
-    GRU 168 -> 135, PixelRNN 53 -> 50); inference keeps the fused form, which the loop
-    slowed (PixelRNN's scan forward 5 -> 12 ms)."""
-    h, wd = x.shape[-2:]
-    x2 = x.reshape(-1, h, wd)
-    m = x2.shape[0]
-    c = _chunk_size(m)
-    if c == m:
-        return _shift_add(x, w)
-    out = jax.lax.map(lambda xc: _shift_add(xc, w), x2.reshape(m // c, c, h, wd))
-    return out.reshape(x.shape)
+    """`_shift_add` over chunks of planes (`_chunk_size`, `map_frames`). The forward pass
+    under differentiation only: in a gated cell's scan XLA otherwise fused the next gate's
+    product and the zero padding of its input into the convolution (MGU's scan gradient
+    135 -> 99 ms, GRU 168 -> 135, PixelRNN 53 -> 50); inference keeps the fused form, which
+    the loop slowed (PixelRNN's scan forward 5 -> 12 ms)."""
+    x2 = x.reshape((-1,) + x.shape[-2:])
+    out = map_frames(lambda xc: _shift_add(xc, w), x2, chunk=_chunk_size(x2.shape[0]))
+    return unchunk(out).reshape(x.shape)
 
 
 def _conv5x5_fwd(x, w):
@@ -107,19 +102,14 @@ def _kernel_grad(x: Array, g: Array) -> Array:
     """
     h, wd = x.shape[-2:]
     x2, g2 = x.reshape(-1, h, wd), g.reshape(-1, h, wd)
-    m = x2.shape[0]
-    c = _chunk_size(m)
     pad = ((0, 0), (PAD, PAD), (PAD, PAD))
 
-    def chunk(args):
-        xc, gc = args
+    def chunk(xc, gc):
         xp = jnp.pad(xc, pad)
         return sums_over_leading(tuple(gc * xp[:, dy:dy + h, dx:dx + wd]
                                        for dy in range(KERNEL) for dx in range(KERNEL))).sum(-1)
 
-    if m == c:
-        return chunk((x2, g2)).reshape(KERNEL, KERNEL)
-    parts = jax.lax.map(chunk, (x2.reshape(m // c, c, h, wd), g2.reshape(m // c, c, h, wd)))
+    parts = map_frames(chunk, x2, g2, chunk=_chunk_size(x2.shape[0]))
     return parts.sum(0).reshape(KERNEL, KERNEL)
 
 
@@ -217,8 +207,9 @@ def window_values(ph: Array, wt: Array, a: int, b: int, h: int, wd: int) -> Arra
 CHUNK = 32  # frames per `lax.map` iteration of the pooled conv
 
 
-def map_frames(fn, *arrays):
-    """fn over chunks of at most CHUNK frames (leading axis of every array leaf) under `lax.map`.
+def map_frames(fn, *arrays, chunk: int | None = None):
+    """fn over chunks of at most CHUNK frames (leading axis of every array leaf) under
+    `lax.map`; `chunk` frames per chunk instead where given (it must divide the frames).
 
     Returns fn's outputs stacked over chunks, (chunks, ...): `unchunk` restores per-frame
     outputs, `.sum(0)` reduces per-chunk ones. The loop boundary makes XLA materialize each
@@ -227,7 +218,7 @@ def map_frames(fn, *arrays):
     it in each: measured 4x the work.
     """
     n = jax.tree.leaves(arrays)[0].shape[0]
-    c = max(d for d in range(1, CHUNK + 1) if n % d == 0)
+    c = chunk or max(d for d in range(1, CHUNK + 1) if n % d == 0)
     split = jax.tree.map(lambda a: a.reshape((n // c, c) + a.shape[1:]), arrays)
     return jax.lax.map(lambda a: fn(*a), split)
 
