@@ -315,7 +315,7 @@ def test_every_noise_site_is_used(name):
     p = {k: 0.3 * jax.random.normal(key, (5, 5)) for k, key in zip(spec.kernels, keys)}
     p |= {k: jnp.asarray(0.1) for k in spec.scalars}
     x = jax.random.normal(keys[-2], (1, 1, SIDE, SIDE))
-    terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms(p, x, ctx))
+    terms_t = jax.tree.map(lambda a: a[:, 0], spec.frame_terms(p, x, ctx))
     state = spec.init_state(p, (1, SIDE, SIDE), ctx, terms_t)
     noise = jax.random.normal(keys[-1], (1, SIDE, SIDE))
     # the step reports the pre-activation of exactly the sites it declares
@@ -332,7 +332,7 @@ def test_cameras_declare_no_gate_site(name):
     spec = cells.get_cell_spec(name)
     ctx = _config(name, spec.precisions[0]).context
     x = jnp.zeros((1, 1, SIDE, SIDE))
-    terms_t = jax.tree.map(lambda a: a[:, 0], spec.input_terms({}, x, ctx))
+    terms_t = jax.tree.map(lambda a: a[:, 0], spec.frame_terms({}, x, ctx))
     state = spec.init_state({}, (1, SIDE, SIDE), ctx, terms_t)
     assert spec.gate_sites == () and spec.step({}, state, terms_t, None, ctx)[1] == {}
 
@@ -390,3 +390,27 @@ def test_registry_lists_every_baseline():
         spec = cells.get_cell_spec(name)
         assert spec.per_frame and not spec.uses_cnn and not spec.kernels
     assert [n for n in cells.CELLS if cells.get_cell_spec(n).frame_accuracy] == ["raw"]
+
+
+@pytest.mark.parametrize("name", ["pixelrnn", "genrnn11"])
+def test_readout_input_term_is_computed_at_the_readout_frame_only(name):
+    """w_o * x_t enters only the readout: `output_terms` sees the readout frame's planes
+    alone, and the readout equals the one from every frame's terms (the intermediates
+    path)."""
+    spec = cells.get_cell_spec(name)
+    seen = []
+
+    def counting_output_terms(p, x, ctx):
+        seen.append(x.shape)
+        return spec.output_terms(p, x, ctx)
+
+    counted = dataclasses.replace(spec, output_terms=counting_output_terms)
+    cfg = _config(name, "1bit").replace(K=4)
+    keys = jax.random.split(jax.random.key(3), len(spec.kernels) + 1)
+    p = {k: jnp.sign(jax.random.normal(key, (5, 5))) for k, key in zip(spec.kernels, keys)}
+    p |= {k: jnp.asarray(0.1) for k in spec.scalars}
+    x = jnp.sign(jax.random.normal(keys[-1], (8, 2, 8, 8)))
+    fast = scan_cell(counted, p, x, cfg.context, cfg.K)
+    assert seen == [(4, 8, 8)]     # 2 windows x 2 videos, one frame each
+    full, _ = scan_cell(spec, p, x, cfg.context, cfg.K, intermediates=True)
+    np.testing.assert_array_equal(fast, full)

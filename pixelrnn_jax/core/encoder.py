@@ -156,7 +156,8 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, ctx: CellContext, k: int,
     """
     t, b, h, w = x.shape
     xw = _windows(x, k)
-    terms = spec.input_terms(p, xw, ctx)
+    every_frame = spec.per_frame or intermediates
+    terms = (spec.frame_terms if every_frame else spec.input_terms)(p, xw, ctx)
     sites = [(s, noise_gate) for s in spec.gate_sites] + [("o", noise_out)]
     noise = None
     if rng is not None and any(std > 0 for _, std in sites):
@@ -165,7 +166,7 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, ctx: CellContext, k: int,
                  for (s, std), key in zip(sites, keys) if std > 0}
     state = spec.init_state(p, xw.shape[1:], ctx, jax.tree.map(lambda a: a[0], terms))
 
-    if spec.per_frame or intermediates:
+    if every_frame:
         def frame(carry, inp):
             terms_t, noise_t = inp
             o = spec.output(p, carry, terms_t, noise_t, ctx)
@@ -186,8 +187,10 @@ def scan_cell(spec: CellSpec, p: dict, x: Array, ctx: CellContext, k: int,
 
         steps = jax.tree.map(lambda a: a[:k - 1], (terms, noise))
         state, _ = jax.lax.scan(body, state, steps)
-    last = jax.tree.map(lambda a: a[k - 1], (terms, noise))
-    o = spec.output(p, state, last[0], last[1], ctx)
+    last, last_noise = jax.tree.map(lambda a: a[k - 1], (terms, noise))
+    if spec.output_terms is not None:
+        last = {**last, **spec.output_terms(p, xw[k - 1], ctx)}
+    o = spec.output(p, state, last, last_noise, ctx)
     return jnp.moveaxis(o.reshape(t // k, b, h, w), 0, 1)
 
 

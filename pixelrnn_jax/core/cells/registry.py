@@ -12,6 +12,12 @@ needs (state planes, output plane), and four pure functions the scan encoder cal
   output(p, state, terms_t, noise_t, ctx) -> o
                                        the readout at the last frame of a window, from the
                                        state entering that frame
+  output_terms(p, x_t, ctx) -> dict    (optional) the input-only terms only `output` reads
+                                       (w_o * x_t), computed at the readout frame alone:
+                                       among `input_terms`, K - 1 of every K frames would
+                                       be computed for nothing, and under differentiation
+                                       XLA cannot cut them out of the conv's loop (a third
+                                       of PixelRNN's scan gradient, benchmarks/NOTES.md)
   init_state(p, shape, ctx, first) -> state
                                        the state at the start of every window; `first`:
                                        the window's first frame's input terms
@@ -54,6 +60,7 @@ class CellSpec:
     step: Callable[..., Any]
     output: Callable[..., Array]
     init_state: Callable[..., Any]
+    output_terms: Callable[..., dict] | None = None
     precisions: tuple[str, ...] = ("1bit", "32bit")
     uses_cnn: bool = True
     # accounting (supplement Table S4): see pixelrnn_jax.core.accounting for the convention
@@ -73,6 +80,14 @@ class CellSpec:
     binarize_input: bool = True
     # bits per stored feature value when not the precision's (RAW pixels: see accounting)
     value_bits: int | None = None
+
+    def frame_terms(self, p, x, ctx) -> dict:
+        """Every input-only term of frames x, the readout's included (for a readout at
+        every frame)."""
+        terms = self.input_terms(p, x, ctx)
+        if self.output_terms is not None:
+            terms = {**terms, **self.output_terms(p, x, ctx)}
+        return terms
 
     @property
     def noise_sites(self) -> tuple[str, ...]:

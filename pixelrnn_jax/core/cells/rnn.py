@@ -47,7 +47,11 @@ __all__ = ["PIXELRNN", "SRNN", "LSTM", "GRU", "MGU", "GENRNN01", "GENRNN11"]
 
 
 def _pixelrnn_terms(p, x, ctx):
-    return {"f": ops.conv5x5(x, p["w_f"]), "o": ops.conv5x5(x, p["w_o"])}
+    return {"f": ops.conv5x5(x, p["w_f"])}
+
+
+def _pixelrnn_output_terms(p, x, ctx):
+    return {"o": ops.conv5x5(x, p["w_o"])}
 
 
 def _pixelrnn_step(p, h, terms_t, noise_t, ctx):
@@ -68,6 +72,7 @@ PIXELRNN = register(CellSpec(
     step=_pixelrnn_step,
     output=_pixelrnn_output,
     init_state=ones_state,
+    output_terms=_pixelrnn_output_terms,
     state_planes=1,
     separate_output=True,
     counted_scalars=0,
@@ -92,6 +97,18 @@ def _input_terms(p, x, ctx):
     """w * x_t for every input kernel `w_*` of the cell, all frames at once."""
     del ctx
     return _convs(p, x, sorted(n for n in p if n.startswith("w_")))
+
+
+def _input_terms_but_readout(p, x, ctx):
+    """`_input_terms` of every kernel but the readout's w_o (`_readout_input_term`)."""
+    del ctx
+    return _convs(p, x, sorted(n for n in p if n.startswith("w_") and n != "w_o"))
+
+
+def _readout_input_term(p, x, ctx):
+    """w_o * x_t, at the readout frame only (`CellSpec.output_terms`)."""
+    del ctx
+    return _convs(p, x, ["w_o"])
 
 
 def _gate(pre, ctx):
@@ -288,7 +305,8 @@ def _genrnn(regime: str) -> CellSpec:
         name=f"genrnn{regime}",
         kernels=("w_f", "u_f", "w_h", "u_h", "w_o", "u_o"),
         scalars=("b_f", "b_h"),
-        input_terms=_input_terms,
+        input_terms=_input_terms_but_readout,
+        output_terms=_readout_input_term,
         step=_make_genrnn_step(regime),
         output=_genrnn_output,
         init_state=ones_state,
