@@ -16,6 +16,8 @@ seeds, 4 learning rates and 300 epochs).
 """
 from __future__ import annotations
 
+import dataclasses
+
 from absl import flags
 
 from pixelrnn_jax import cli, data
@@ -29,6 +31,9 @@ flags.DEFINE_enum("decoder", reproduce.PAPER_PROTOCOL["decoder"], ["plain", "sta
                   "The off-sensor decoder (plain: the paper's linear layer on the readout).")
 flags.DEFINE_enum("eval_clip", reproduce.PAPER_PROTOCOL["eval_clip"], ["first", "end"],
                   "The clip scored (first: from the first frame, the paper's S2.1).")
+flags.DEFINE_list("models", None, "Table S4 models to run, e.g. 1cnn_lstm@1bit,event_camera@1bit "
+                  "(default: the scale's).")
+flags.DEFINE_list("tasks", list(reproduce.TASKS), "The tasks Table S4 and Fig. 3 run on.")
 for _task, _name in reproduce.TASKS.items():
     flags.DEFINE_enum(f"{_task}_dataset", _name, list(data.VIDEO_DATASETS),
                       f"The dataset in the role of the paper's {_task} task.")
@@ -40,7 +45,10 @@ def main(argv):
     datasets = {t: (F[f"{t}_dataset"].value, F[f"{t}_data_dir"].value)
                 for t in reproduce.TASKS}
     protocol = {"decoder": F.decoder, "eval_clip": F.eval_clip}
-    path = reproduce.run(F.workdir, reproduce.SCALES[F.scale], datasets, F.sections, protocol)
+    scale = reproduce.SCALES[F.scale]
+    if F.models:
+        scale = dataclasses.replace(scale, models=tuple(F.models))
+    path = reproduce.run(F.workdir, scale, datasets, F.sections, protocol, tuple(F.tasks))
     print(f"report: {path}")
 
 

@@ -113,10 +113,14 @@ def _paper(base: TrainConfig, model, protocol: dict) -> TrainConfig:
     return base.replace(model=model.replace(decoder=protocol["decoder"]))
 
 
-def plan(scale: Scale, workdir, datasets: dict, protocol: dict = PAPER_PROTOCOL
-         ) -> list[Job]:
+def plan(scale: Scale, workdir, datasets: dict, protocol: dict = PAPER_PROTOCOL,
+         tasks=tuple(TASKS)) -> list[Job]:
     """Every job of a reproduction, in order. datasets: {"gesture": (name, data_dir),
-    "lips": (name, data_dir)}; protocol: {"decoder", "eval_clip"}."""
+    "lips": (name, data_dir)}; protocol: {"decoder", "eval_clip"}; tasks: those Table S4
+    and Fig. 3 run on (Table 1 and Table 3 use the gesture task's data)."""
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}: choose from {list(TASKS)}")
     wd = Path(workdir)
     jobs = []
     table1_data = {}
@@ -134,7 +138,11 @@ def plan(scale: Scale, workdir, datasets: dict, protocol: dict = PAPER_PROTOCOL
     jobs.append(Job("table1", f"{scale.table1_dataset} frames", wd / "table1", table1_job))
     configs = {f"{k}@{p}": cfg for k, p, cfg in table_s4.select_jobs(m=0.5)}
     chosen = list(configs) if scale.models is None else list(scale.models)
-    for task, (name, data_dir) in datasets.items():
+    unknown = sorted(set(chosen) - set(configs))
+    if unknown:
+        raise ValueError(f"unknown Table S4 models {unknown}: choose from {sorted(configs)}")
+    for task in tasks:
+        name, data_dir = datasets[task]
         base = _base(scale, name, data_dir, protocol)
         for key in chosen:
             cfg = configs[key].replace(frame_size=scale.frame_size)
@@ -176,7 +184,7 @@ SECTIONS = ("table1", "table_s4", "fig3", "table3")
 
 
 def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS,
-        protocol: dict = PAPER_PROTOCOL) -> Path:
+        protocol: dict = PAPER_PROTOCOL, tasks=tuple(TASKS)) -> Path:
     """Runs every unfinished job of `plan` in `sections` and writes the report; returns its
     path."""
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -185,7 +193,7 @@ def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS,
     wd = Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     datasets = datasets or {task: (name, None) for task, name in TASKS.items()}
-    jobs = [j for j in plan(scale, wd, datasets, protocol) if j.section in sections]
+    jobs = [j for j in plan(scale, wd, datasets, protocol, tasks) if j.section in sections]
     write_json(wd / "plan.json", {"scale": dataclasses.asdict(scale), "protocol": protocol,
                                   "datasets": datasets, "jobs": [
                                       {"section": j.section, "name": j.name,
