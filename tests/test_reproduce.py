@@ -3,6 +3,7 @@ command line, report.md holds every table, the claims and the deviations, and a 
 resumes from the finished jobs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -99,3 +100,18 @@ def test_eta_weighs_each_job_by_its_kind():
     assert [j.name for j in simulations] == [
         "noise-free on the ideal program", "authors-noise on the ideal program",
         "noise-free on the chip program", "authors-noise on the chip program"]
+
+
+def test_models_and_tasks_choose_the_table_s4_jobs():
+    datasets = {"gesture": ("synthetic_motion", None), "lips": ("synthetic_lips", None)}
+    scale = dataclasses.replace(reproduce.SCALES["small"],
+                                models=("1cnn_lstm@1bit", "event_camera@1bit"))
+    jobs = [j for j in reproduce.plan(scale, "W", datasets, tasks=("gesture",))
+            if j.section in ("table_s4", "fig3")]
+    s4 = [j.name for j in jobs if j.section == "table_s4"]
+    assert s4 == ["gesture 1cnn_lstm@1bit", "gesture event_camera@1bit"]
+    assert all(j.name.startswith("gesture ") for j in jobs)
+    with pytest.raises(ValueError, match="unknown Table S4 models \\['1cnn_foo@1bit'\\]"):
+        reproduce.plan(dataclasses.replace(scale, models=("1cnn_foo@1bit",)), "W", datasets)
+    with pytest.raises(ValueError, match="unknown tasks \\['speech'\\]"):
+        reproduce.plan(scale, "W", datasets, tasks=("speech",))
