@@ -115,3 +115,16 @@ def test_models_and_tasks_choose_the_table_s4_jobs():
         reproduce.plan(dataclasses.replace(scale, models=("1cnn_foo@1bit",)), "W", datasets)
     with pytest.raises(ValueError, match="unknown tasks \\['speech'\\]"):
         reproduce.plan(scale, "W", datasets, tasks=("speech",))
+
+
+def test_the_report_names_the_command_that_plans_its_jobs():
+    scale = dataclasses.replace(reproduce.SCALES["small"], models=("1cnn_lstm@1bit",))
+    cmd = reproduce.command_line("W", scale, ("table_s4",), ("lips",),
+                                 {"decoder": "standardized", "eval_clip": "first"},
+                                 {"gesture": ("synthetic_motion", None),
+                                  "lips": ("tulips1", "/data/tulips")})
+    assert cmd == ("python experiments/reproduce.py --workdir=W --scale=small "
+                   "--sections=table_s4 --models=1cnn_lstm@1bit --tasks=lips "
+                   "--decoder=standardized --lips_dataset=tulips1 --lips_data_dir=/data/tulips")
+    assert reproduce.command_line("W", reproduce.SCALES["smoke"]) == (
+        "python experiments/reproduce.py --workdir=W --scale=smoke")

@@ -217,7 +217,8 @@ def run(workdir, scale: Scale, datasets: dict | None = None, sections=SECTIONS,
         left = [j for j in jobs[i:] if not (j.run_dir / "result.json").exists()]
         log.info("reproduce [%d/%d] %s: %s done in %s; ETA %s", i, len(jobs), job.section,
                  job.name, format_seconds(took), format_seconds(eta_seconds(left, seconds)))
-    return report(wd, jobs, scale)
+    return report(wd, jobs, scale, command_line(wd, scale, sections, tasks, protocol,
+                                                datasets))
 
 
 def _result(job: Job) -> dict:
@@ -266,13 +267,33 @@ def claims(s4: dict, f3: dict) -> list[tuple[str, bool, str]]:
     return out
 
 
-def report(wd: Path, jobs: list[Job], scale: Scale) -> Path:
+def command_line(wd, scale: Scale, sections=SECTIONS, tasks=tuple(TASKS),
+                 protocol: dict = PAPER_PROTOCOL, datasets: dict | None = None) -> str:
+    """The `experiments/reproduce.py` command that plans these jobs (flags at their
+    defaults left out)."""
+    parts = ["python experiments/reproduce.py", f"--workdir={wd}", f"--scale={scale.name}"]
+    if tuple(sections) != SECTIONS:
+        parts.append("--sections=" + ",".join(sections))
+    if scale.name in SCALES and scale.models != SCALES[scale.name].models:
+        parts.append("--models=" + ",".join(scale.models))
+    if tuple(tasks) != tuple(TASKS):
+        parts.append("--tasks=" + ",".join(tasks))
+    parts += [f"--{k}={v}" for k, v in protocol.items() if v != PAPER_PROTOCOL.get(k)]
+    for task, (name, data_dir) in (datasets or {}).items():
+        if name != TASKS[task]:
+            parts.append(f"--{task}_dataset={name}")
+        if data_dir is not None:
+            parts.append(f"--{task}_data_dir={data_dir}")
+    return " ".join(parts)
+
+
+def report(wd: Path, jobs: list[Job], scale: Scale, command: str | None = None) -> Path:
     """report.md: every table and figure of the run, the claims and the deviations."""
     done = [j for j in jobs if (j.run_dir / "result.json").exists()]
+    command = command or command_line(wd, scale)
     lines = [f"# The paper, reproduced at scale `{scale.name}`", "",
              f"Settings: {json.dumps(dataclasses.asdict(scale))}", "",
-             "Command: `python experiments/reproduce.py --workdir=" + str(wd) +
-             f" --scale={scale.name}`; each figure below names its run directory.", ""]
+             f"Command: `{command}`; each figure below names its run directory.", ""]
     if (wd / "table1" / "table.md").exists():
         lines += ["## Table 1 (`table1/`)", "", (wd / "table1" / "table.md").read_text(), ""]
     s4, f3 = {}, {}
