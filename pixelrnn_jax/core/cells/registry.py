@@ -16,8 +16,8 @@ needs (state planes, output plane), and four pure functions the scan encoder cal
                                        (w_o * x_t), computed at the readout frame alone:
                                        among `input_terms`, K - 1 of every K frames would
                                        be computed for nothing, and under differentiation
-                                       XLA cannot cut them out of the conv's loop (a third
-                                       of PixelRNN's scan gradient, benchmarks/NOTES.md)
+                                       XLA cannot cut them out of the conv's loop (9 % of
+                                       PixelRNN's scan gradient, benchmarks/NOTES.md)
   init_state(p, shape, ctx, first) -> state
                                        the state at the start of every window; `first`:
                                        the window's first frame's input terms
